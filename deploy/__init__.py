@@ -1,0 +1,1 @@
+"""Deployment helpers: the local process stack and the container images."""

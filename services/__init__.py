@@ -1,0 +1,1 @@
+"""linkhop's three services (redirect, management, stats) and the ``linkhop`` CLI."""

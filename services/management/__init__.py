@@ -1,0 +1,1 @@
+"""Management API: links, domains, keys, targeting, QR, bulk; Short.io-compatible."""

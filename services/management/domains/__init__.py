@@ -1,0 +1,1 @@
+"""Domains: the hostnames links live on, and their settings."""

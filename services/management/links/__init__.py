@@ -1,0 +1,1 @@
+"""Links: create, read, change, delete; compiled and written through to Redis."""

@@ -1,0 +1,1 @@
+"""The redirect edge: resolves short links from Redis and emits click events."""

@@ -1,0 +1,1 @@
+"""Stats: the click consumer (exactly once into Postgres) and the statistics API."""

@@ -1,0 +1,47 @@
+"""Small HTTP helpers every service uses: JSON answers and bounded, validated bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import BadRequest, PayloadTooLarge, validation_error
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+MAX_JSON_BODY = 1024 * 1024  # bulk create of 1000 links fits well inside
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=str),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_json(request: web.Request, limit: int = MAX_JSON_BODY) -> Any:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"request body over {limit} bytes")
+    if not raw:
+        raise BadRequest("request body must be a JSON document")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+async def read_model(request: web.Request, model: type[ModelT]) -> ModelT:
+    data = await read_json(request)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
