@@ -153,7 +153,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
                 var, name, {**env, f"LINKHOP_{name.upper()}_PORT": str(port)}
             )
             started.append((name, port, process))
-    for name, port, process in started:
+    for _name, port, process in started:
         processes.wait_healthy(f"http://127.0.0.1:{port}", process=process)
     asyncio.run(add_domain(settings, DEMO_DOMAIN))
     key = asyncio.run(create_key(settings, description="linkhop dev"))

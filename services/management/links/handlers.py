@@ -10,6 +10,7 @@ from services.management.links import service
 from services.management.links.presenter import link_json
 from services.management.links.schemas import CreateLinkRequest
 from shared.http import json_response, read_model
+from shared.openapi import Endpoint, add_endpoints
 from shared.resources import DB_POOL, REDIS
 
 
@@ -20,5 +21,11 @@ async def create_link(request: web.Request) -> web.Response:
     return json_response(link_json(row, request.app[SETTINGS].short_url_scheme))
 
 
+ENDPOINTS = [
+    Endpoint("POST", "/links", create_link, summary="Create a link", tags=("links",),
+             request=CreateLinkRequest, errors=(400, 401, 403, 404, 409, 429, 503)),
+]
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/links", create_link)
+    add_endpoints(app, ENDPOINTS)
