@@ -156,7 +156,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         # aiohttp's own 404/405/413 answers get the same JSON body as ours.
         error = ApiError(exc.reason, headers={k: v for k, v in exc.headers.items()
-                                              if k.lower() in ("allow", "retry-after")})
+                                              if _kept_header(k)})
         response = json_error(error)
         response.set_status(exc.status)
         body = error.body() | {"statusCode": exc.status, "code": _code_for(exc.status)}
@@ -171,6 +171,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return json_error(outage)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(_InternalError("internal error"))
+
+
+def _kept_header(name: str) -> bool:
+    name = name.lower()
+    return name in ("allow", "retry-after") or name.startswith("x-ratelimit-")
 
 
 class _InternalError(ApiError):

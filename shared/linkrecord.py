@@ -129,6 +129,31 @@ class RecordStore:
         )
         return await self.put_link(hostname, path_key, tombstone)
 
+    async def put_links(self, items: list[tuple[str, str, LinkRecord]]) -> int:
+        """Many (hostname, path_key, record) writes in ONE pipelined round trip, each
+        still refused when older than what is stored; how many were written."""
+        if not items:
+            return 0
+        async with self._client.pipeline(transaction=False) as pipe:
+            for hostname, path_key, record in items:
+                ttl = TOMBSTONE_TTL_SECONDS if record.deleted else 0
+                await self._write(
+                    keys=[link_key(hostname, path_key)],
+                    args=[record.version, record.model_dump_json(), ttl, CHANGES_CHANNEL],
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        return sum(1 for written in results if written)
+
+    async def delete_links(self, items: list[tuple[str, str, int, int, int]]) -> int:
+        """Tombstones for many (hostname, path_key, link_id, domain_id, version), pipelined."""
+        return await self.put_links([
+            (hostname, path_key, LinkRecord(
+                version=version, link_id=link_id, id_string="", domain_id=domain_id,
+                path=path_key, url="", deleted=True))
+            for hostname, path_key, link_id, domain_id, version in items
+        ])
+
     async def put_domain(self, record: DomainRecord) -> bool:
         ttl = TOMBSTONE_TTL_SECONDS if record.deleted else 0
         return await self._put(

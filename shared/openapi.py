@@ -61,15 +61,43 @@ class Endpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+    @property
+    def template(self) -> str:
+        """The path as OpenAPI writes it: ``/links/{linkId}`` (regex parts dropped)."""
+        return template_path(self.path)
+
+    @property
+    def name(self) -> str:
+        """``"POST /links/{linkId}"``: how rate limits and logs name the endpoint."""
+        return f"{self.method.upper()} {self.template}"
+
+
 ENDPOINTS: Final = web.AppKey("endpoints", list[Endpoint])
+_ROUTES: Final = web.AppKey("endpoint_routes", dict[web.AbstractRoute, Endpoint])
+
+
+def template_path(path: str) -> str:
+    return "/".join(
+        "{" + s[1:-1].split(":")[0] + "}" if s.startswith("{") else s for s in path.split("/")
+    )
 
 
 def add_endpoints(app: web.Application, endpoints: Sequence[Endpoint]) -> None:
     if ENDPOINTS not in app:
         app[ENDPOINTS] = []
+        app[_ROUTES] = {}
     for endpoint in endpoints:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
         app[ENDPOINTS].append(endpoint)
+        app[_ROUTES][route] = endpoint
+
+
+def endpoint_for(request: web.Request) -> Endpoint | None:
+    """The declared endpoint a request was routed to (None: not an Endpoint route)."""
+    routes = request.app.get(_ROUTES)
+    if routes is None:
+        return None
+    return routes.get(request.match_info.route)
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -102,10 +130,15 @@ def openapi_document(
     components: dict[str, Any] = {}
     error_ref = _schema(ErrorBody, components)
     paths: dict[str, Any] = {}
+    operation_ids: set[str] = set()
     for endpoint in app.get(ENDPOINTS, []):
+        operation_id = endpoint.handler.__name__
+        if operation_id in operation_ids:  # OpenAPI requires them unique
+            operation_id = f"{operation_id}_{len(operation_ids)}"
+        operation_ids.add(operation_id)
         operation: dict[str, Any] = {
             "summary": endpoint.summary,
-            "operationId": endpoint.handler.__name__,
+            "operationId": operation_id,
             "tags": list(endpoint.tags),
             "parameters": _parameters(endpoint, components),
             "responses": {},
@@ -134,11 +167,7 @@ def openapi_document(
                 "content": {"application/json": {"schema": error_ref}},
             }
         operation.update(endpoint.extra)
-        path = "/".join(
-            "{" + s[1:-1].split(":")[0] + "}" if s.startswith("{") else s
-            for s in endpoint.path.split("/")
-        )
-        paths.setdefault(path, {})[endpoint.method.lower()] = operation
+        paths.setdefault(endpoint.template, {})[endpoint.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version, "description": description},

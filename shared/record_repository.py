@@ -102,6 +102,14 @@ async def fetch_link_record_by_id(conn: Any, link_id: int) -> tuple[str, str, Li
     return row["hostname"], row["path_key"], link_record_from_row(row)
 
 
+async def fetch_link_records_by_ids(
+    conn: Any, link_ids: list[int]
+) -> list[tuple[str, str, LinkRecord]]:
+    """(hostname, path_key, record) of many links in one query (bulk write-through)."""
+    rows = await conn.fetch(_LINK_SQL.format(where="l.id = ANY($1::bigint[])"), link_ids)
+    return [(r["hostname"], r["path_key"], link_record_from_row(r)) for r in rows]
+
+
 async def iter_all_records(
     conn: asyncpg.Connection,
 ) -> AsyncIterator[tuple[str, str, LinkRecord]]:

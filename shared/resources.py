@@ -4,12 +4,23 @@ Each generator connects, proves the connection works (a ping), yields while the 
 runs, and closes in ``finally`` (aiohttp's ``web_advanced`` guidance). Apps reach the
 clients only through the typed :class:`web.AppKey` constants below; nothing here is a
 module-level client.
+
+Every wait on Postgres is bounded: connecting (``db_connect_timeout``), each query
+(``db_command_timeout``) and taking a connection from the pool (:class:`BoundedPool`,
+whose ``acquire()`` defaults to a timeout instead of waiting forever on an exhausted
+pool). A service that must keep answering while Postgres is away (management: clean
+503s, then recovery by itself) passes ``require_at_startup=False`` to
+:func:`db_pool_ctx`: its pool then opens no connection at startup and connects on
+first use.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from typing import Final
+
+import logging
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -19,8 +30,28 @@ from shared.settings import CommonSettings
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
+log = logging.getLogger(__name__)
+
 DB_POOL: Final = web.AppKey("db_pool", asyncpg.Pool)
 REDIS: Final = web.AppKey("redis", aioredis.Redis)
+
+
+class BoundedPool(asyncpg.Pool):
+    """An asyncpg pool whose ``acquire()`` gives up after ``acquire_timeout`` seconds.
+
+    asyncpg's own default is to wait forever for a free connection; under an outage
+    (or a burst larger than the pool) that turns into hung requests. Callers keep
+    writing ``async with pool.acquire() as conn``; an explicit ``timeout=`` still wins.
+    """
+
+    __slots__ = ("_acquire_timeout",)
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
 
 
 async def create_db_pool(
@@ -30,28 +61,61 @@ async def create_db_pool(
     min_size: int | None = None,
     max_size: int | None = None,
     read_only: bool = False,
+    connect_now: bool = True,
 ) -> asyncpg.Pool:
-    """A pool whose every wait is bounded, so an outage surfaces as an error, not a hang."""
+    """A pool whose every wait is bounded, so an outage surfaces as an error, not a hang.
+
+    With ``connect_now=False`` no connection is opened (nor checked) here and the pool
+    keeps no floor (``min_size=0``): it connects on first use, so a service can start
+    while Postgres is away and recovers by itself when it is back.
+    """
     server_settings = {"application_name": "linkhop"}
     if read_only:
         server_settings["default_transaction_read_only"] = "on"
-    pool = await asyncpg.create_pool(
+    connect_timeout = settings.db_connect_timeout.total_seconds()
+    floor = settings.db_pool_min if min_size is None else min_size
+    if not connect_now:
+        floor = 0
+    pool = BoundedPool(
         dsn or settings.database_url,
-        min_size=settings.db_pool_min if min_size is None else min_size,
+        acquire_timeout=connect_timeout,
+        init_size=floor,
+        min_size=floor,
         max_size=settings.db_pool_max if max_size is None else max_size,
-        timeout=settings.db_connect_timeout.total_seconds(),
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        timeout=connect_timeout,
         command_timeout=settings.db_command_timeout.total_seconds(),
         server_settings=server_settings,
     )
-    await pool.fetchval("SELECT 1")
+    await pool
+    if connect_now:
+        await pool.fetchval("SELECT 1")
     return pool
 
 
 def db_pool_ctx(
-    settings: CommonSettings, key: web.AppKey[asyncpg.Pool] = DB_POOL, *, read_only: bool = False
+    settings: CommonSettings,
+    key: web.AppKey[asyncpg.Pool] = DB_POOL,
+    *,
+    read_only: bool = False,
+    require_at_startup: bool = True,
 ) -> CleanupCtx:
+    """The pool as a cleanup context. ``require_at_startup=False``: start even while
+    Postgres is unreachable (requests answer 503 until it is back)."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        pool = await create_db_pool(settings, read_only=read_only)
+        pool = await create_db_pool(
+            settings, read_only=read_only, connect_now=require_at_startup
+        )
+        if not require_at_startup:
+            try:
+                await pool.fetchval("SELECT 1")
+            except Exception as exc:  # reported, not fatal: the pool reconnects on use
+                log.warning("postgres unreachable at startup, serving 503s: %r", exc)
         app[key] = pool
         try:
             yield

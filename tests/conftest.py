@@ -44,6 +44,10 @@ class StackEnv:
 def stack_env() -> Iterator[StackEnv]:
     """Starts (or reuses) the local stack; a test database on it, migrated."""
     paths = stack.StackPaths(root=stack.repo_root())
+    external = stack.external_urls() is not None
+    # A run that starts the stack stops it again, so CI leaves no server behind; a run
+    # that found it running (make dev, another test run) leaves it running.
+    was_running = external or all(stack.status(paths).values())
     urls = stack.start(paths)
     database_url = urls.database_url
     if not os.environ.get("LINKHOP_DATABASE_URL"):
@@ -57,6 +61,8 @@ def stack_env() -> Iterator[StackEnv]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    if not was_running:
+        stack.stop(paths)
 
 
 @pytest.fixture(scope="session")

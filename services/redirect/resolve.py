@@ -1,36 +1,286 @@
-"""From a request's Host and path to the compiled domain and link records."""
+"""From a request's Host and path to the compiled domain and link records.
+
+Order of sources, per lookup:
+1. the in-process cache (:mod:`services.redirect.cache`), keyed by Redis key;
+2. Redis: one ``MGET`` of domain + exact-path link + folded-path link, shared with the
+   other lookups of the same event-loop tick (:mod:`services.redirect.batcher`), behind a
+   circuit breaker (:mod:`services.redirect.breaker`);
+3. Postgres, through a read-only pool, when Redis is down or lacks a record: one query
+   per key however many requests miss it at once (single flight), within a rate budget
+   (a token bucket), so a scan of random paths cannot flood the database. What Postgres
+   knows is written back to Redis (version-checked, so never over a newer record);
+   what it does not know is remembered as a miss for ``negative_ttl``.
+
+Staleness bound: a change the management service announces on the change channel drops
+the cached entry as soon as the subscriber reads it (milliseconds). If an announcement
+is missed (subscriber reconnecting), the cache TTL (``cache_ttl``, 2 s by default)
+bounds how long a changed or deleted link can keep redirecting to its old destination;
+a remembered miss (a link just created) lasts at most ``negative_ttl`` (10 s).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from time import monotonic
+from typing import TypeVar
 from urllib.parse import unquote
 
+import asyncpg
 import redis.asyncio as aioredis
+import redis.exceptions
 
-from shared.linkrecord import DomainRecord, LinkRecord, domain_key, link_key
+from services.redirect.batcher import MGetBatcher
+from services.redirect.breaker import Breaker
+from services.redirect.cache import RecordCache
+from services.redirect.settings import Settings
+from shared.linkrecord import DomainRecord, LinkRecord, RecordStore, domain_key, link_key
+from shared.record_repository import fetch_domain_record, fetch_link_record
+from shared.resources import create_db_pool
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+_DB_RETRY = 1.0
+
+
+class LookupUnavailable(Exception):
+    """Neither Redis nor Postgres could answer (or the fallback budget is spent)."""
 
 
 def hostname_of(host_header: str) -> str:
     host = host_header.strip().lower()
     if host.startswith("["):  # IPv6 literal: keep as is, drop the port
         return host.split("]")[0] + "]"
-    host = host.rsplit(":", 1)[0] if ":" in host else host
+    if ":" in host:
+        host = host.rsplit(":", 1)[0]
+    host = host.rstrip(".")
+    if host.isascii():
+        return host
     try:
         return host.encode("idna").decode("ascii")
     except UnicodeError:
         return host
 
 
-async def lookup(
-    redis: aioredis.Redis, hostname: str, raw_path: str
-) -> tuple[DomainRecord | None, LinkRecord | None]:
-    """One MGET: the domain, the link by exact path and by lower-cased path."""
-    path = unquote(raw_path.lstrip("/"))
-    domain_raw, exact_raw, folded_raw = await redis.mget(
-        domain_key(hostname), link_key(hostname, path), link_key(hostname, path.lower())
-    )
-    if domain_raw is None:
-        return None, None
-    domain = DomainRecord.model_validate_json(domain_raw)
-    link_raw = exact_raw if domain.case_sensitive else folded_raw
-    link = LinkRecord.model_validate_json(link_raw) if link_raw is not None else None
-    return domain, link
+def path_of(raw_path: str) -> str:
+    """The link path: percent-decoded, without the leading slash and the query."""
+    path = raw_path.split("?", 1)[0][1:]
+    return unquote(path) if "%" in path else path
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._at = monotonic()
+
+    def take(self) -> bool:
+        now = monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class LazyPool:
+    """A read-only Postgres pool made on first need, so the service starts (and serves
+    from Redis) while Postgres is down; attempts are spaced ``_DB_RETRY`` apart."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+        self._next_try = 0.0
+
+    async def get(self) -> asyncpg.Pool:
+        if self.pool is not None:
+            return self.pool
+        async with self._lock:
+            if self.pool is not None:
+                return self.pool
+            if monotonic() < self._next_try:
+                raise LookupUnavailable("database unavailable")
+            try:
+                self.pool = await create_db_pool(
+                    self._settings, max_size=self._settings.db_pool_max, read_only=True
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                    TimeoutError) as exc:
+                self._next_try = monotonic() + _DB_RETRY
+                raise LookupUnavailable(f"database unavailable: {exc!r}") from exc
+            return self.pool
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+
+class Resolver:
+    def __init__(self, settings: Settings, client: aioredis.Redis, pool: LazyPool) -> None:
+        ttl = settings.cache_ttl.total_seconds()
+        negative = settings.negative_ttl.total_seconds()
+        self.domains: RecordCache[DomainRecord] = RecordCache(settings.cache_size, ttl, negative)
+        self.links: RecordCache[LinkRecord] = RecordCache(settings.cache_size, ttl, negative)
+        self.redis = client
+        self.breaker = Breaker(settings.breaker_failures,
+                               settings.breaker_cooldown.total_seconds())
+        self.batcher = MGetBatcher(client, settings.redis_batch_max)
+        self.store = RecordStore(client)
+        self.pool = pool
+        self._budget = TokenBucket(settings.db_fallback_rate, settings.db_fallback_burst)
+        self._flights: dict[str, asyncio.Future[object]] = {}
+        self._background: set[asyncio.Task[object]] = set()
+        self.db_lookups = 0
+        self.redis_errors = 0
+        self.budget_refusals = 0
+
+    # ---- the hot path -------------------------------------------------------------
+    async def lookup(
+        self, hostname: str, path: str
+    ) -> tuple[DomainRecord | None, LinkRecord | None]:
+        dkey = domain_key(hostname)
+        found, domain = self.domains.get(dkey)
+        if found:
+            if domain is None:
+                return None, None
+            lkey = link_key(hostname, path if domain.case_sensitive else path.lower())
+            found, link = self.links.get(lkey)
+            if found:
+                return domain, link
+        return await self._fetch(hostname, path)
+
+    def invalidate(self, key: str) -> None:
+        if key.startswith("lh:l:"):
+            self.links.invalidate(key)
+        elif key.startswith("lh:d:"):
+            self.domains.invalidate(key)
+
+    def clear(self) -> None:
+        self.domains.clear()
+        self.links.clear()
+
+    # ---- Redis, then Postgres -----------------------------------------------------
+    async def _fetch(
+        self, hostname: str, path: str
+    ) -> tuple[DomainRecord | None, LinkRecord | None]:
+        depoch, lepoch = self.domains.epoch, self.links.epoch
+        dkey = domain_key(hostname)
+        folded = path.lower()
+        exact_key, folded_key = link_key(hostname, path), link_key(hostname, folded)
+        redis_ok = False
+        if self.breaker.allow():
+            try:
+                domain_raw, exact_raw, folded_raw = await self.batcher.mget(
+                    (dkey, exact_key, folded_key)
+                )
+                self.breaker.success()
+                redis_ok = True
+            except REDIS_ERRORS as exc:
+                self.breaker.failure()
+                self.redis_errors += 1
+                log.debug("redis lookup failed: %r", exc)
+        if redis_ok and domain_raw is not None:
+            domain: DomainRecord | None = DomainRecord.model_validate_json(domain_raw)
+        else:
+            domain = await self._from_db(dkey, lambda: self._db_domain(hostname), redis_ok)
+        self.domains.put(dkey, domain, depoch)
+        if domain is None or domain.deleted:
+            return domain, None
+        lkey = exact_key if domain.case_sensitive else folded_key
+        link_raw = (exact_raw if domain.case_sensitive else folded_raw) if redis_ok else None
+        if link_raw is not None:
+            link: LinkRecord | None = LinkRecord.model_validate_json(link_raw)
+        else:
+            path_key = path if domain.case_sensitive else folded
+            link = await self._from_db(
+                lkey, lambda: self._db_link(hostname, domain, path_key), redis_ok
+            )
+        self.links.put(lkey, link, lepoch)
+        return domain, link
+
+    async def _from_db(
+        self, key: str, query: Callable[[], Awaitable[T | None]], redis_ok: bool
+    ) -> T | None:
+        """One query per key at a time (single flight), within the fallback budget.
+
+        Over budget: when Redis answered (it just lacks the key) the answer is "not
+        found", uncached; when Redis is down, "unavailable" (a 503 the client retries)."""
+        flight = self._flights.get(key)
+        if flight is None:
+            if not self._budget.take():
+                self.budget_refusals += 1
+                if redis_ok:
+                    return None
+                raise LookupUnavailable("database fallback budget spent")
+            flight = asyncio.ensure_future(query())
+            self._flights[key] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(key, None))
+        result: T | None = await asyncio.shield(flight)  # type: ignore[assignment]
+        return result
+
+    async def _db_domain(self, hostname: str) -> DomainRecord | None:
+        pool = await self.pool.get()
+        self.db_lookups += 1
+        try:
+            async with pool.acquire() as conn:
+                record = await fetch_domain_record(conn, hostname)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise LookupUnavailable(f"database lookup failed: {exc!r}") from exc
+        if record is not None:
+            self._refill(lambda: self.store.put_domain(record))
+        return record
+
+    async def _db_link(
+        self, hostname: str, domain: DomainRecord, path_key: str
+    ) -> LinkRecord | None:
+        pool = await self.pool.get()
+        self.db_lookups += 1
+        try:
+            async with pool.acquire() as conn:
+                record = await fetch_link_record(conn, domain.domain_id, path_key)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise LookupUnavailable(f"database lookup failed: {exc!r}") from exc
+        if record is not None:
+            self._refill(lambda: self.store.put_link(hostname, path_key, record))
+        return record
+
+    def _refill(self, write: Callable[[], Awaitable[bool]]) -> None:
+        """Writes a record Postgres had back into Redis, off the request's path."""
+
+        async def run() -> object:
+            if not self.breaker.allow():
+                return False
+            try:
+                result = await write()
+            except REDIS_ERRORS:
+                self.breaker.failure()
+                return False
+            self.breaker.success()
+            return result
+
+        task = asyncio.ensure_future(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.batcher.close()

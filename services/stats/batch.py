@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
+from services.stats.enrich import country_of, parse_agent, referer_host, social_network
 from shared.events import ClickEvent
 
 
@@ -24,7 +25,8 @@ class PartitionBatch:
     partition: int
     first_offset: int
     next_offset: int
-    events: list[ClickEvent] = field(default_factory=list)
+    # (offset, event): the offset decides what a replay after a rebalance may skip.
+    events: list[tuple[int, ClickEvent]] = field(default_factory=list)
     invalid: list[tuple[RawRecord, str]] = field(default_factory=list)
 
 
@@ -35,7 +37,10 @@ def decode(record: RawRecord) -> ClickEvent | str:
     try:
         return ClickEvent.from_bytes(record.value)
     except ValidationError as exc:
-        return f"invalid click event: {exc.errors(include_url=False)[0]['msg']}"
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"invalid click event: {where}: {first['msg']}" if where else (
+            f"invalid click event: {first['msg']}")
     except ValueError as exc:
         return f"undecodable click event: {exc}"
 
@@ -51,10 +56,81 @@ def partition_batch(partition: int, records: list[RawRecord]) -> PartitionBatch:
         if isinstance(decoded, str):
             batch.invalid.append((record, decoded))
         else:
-            batch.events.append(decoded)
+            batch.events.append((record.offset, decoded))
     return batch
 
 
-def clicks_per_link(events: list[ClickEvent]) -> dict[tuple[int, int], int]:
-    """(link_id, domain_id) -> clicks."""
-    return dict(Counter((e.link_id, e.domain_id) for e in events))
+# The raw-click columns, in the order of ``click_columns``' arrays and of the INSERT.
+CLICK_COLUMNS = (
+    "event_id", "ts", "link_id", "domain_id", "path", "ip", "user_agent", "referer",
+    "country", "region", "city", "browser", "os", "device", "referer_host", "social",
+    "utm_source", "utm_medium", "utm_campaign", "bot", "visitor",
+)
+
+
+def click_columns(events: list[ClickEvent]) -> list[list[Any]]:
+    """Enriched clicks as one array per column (for a single ``unnest`` insert)."""
+    columns: list[list[Any]] = [[] for _ in CLICK_COLUMNS]
+    (event_id, ts, link_id, domain_id, path, ip, user_agent, referer, country, region, city,
+     browser, os_, device, ref_host, social, utm_source, utm_medium, utm_campaign, bot,
+     visitor) = columns
+    for e in events:
+        agent = parse_agent(e.user_agent)
+        host = referer_host(e.referer)
+        event_id.append(e.event_id)
+        ts.append(e.ts)
+        link_id.append(e.link_id)
+        domain_id.append(e.domain_id)
+        path.append(e.path)
+        ip.append(e.ip)
+        user_agent.append(e.user_agent)
+        referer.append(e.referer)
+        country.append(e.country or country_of(e.ip))
+        region.append(e.region)
+        city.append(e.city)
+        browser.append(agent.browser)
+        os_.append(agent.os)
+        device.append(agent.device)
+        ref_host.append(host)
+        social.append(social_network(host))
+        utm_source.append(e.utm_source)
+        utm_medium.append(e.utm_medium)
+        utm_campaign.append(e.utm_campaign)
+        bot.append(e.bot or agent.bot)
+        visitor.append(e.visitor)
+    return columns
+
+
+@dataclass
+class PreparedBatch:
+    """A partition's slice, enriched and laid out as insert columns (done before the
+    transaction, so row locks are held only for the write itself)."""
+
+    partition: int
+    first_offset: int
+    next_offset: int
+    offsets: list[int]
+    columns: list[list[Any]]
+
+    def columns_from(self, offset: int) -> list[list[Any]]:
+        """The columns of the events at or after ``offset`` (the part not yet counted)."""
+        keep = [i for i, o in enumerate(self.offsets) if o >= offset]
+        return [[column[i] for i in keep] for column in self.columns]
+
+
+def prepare(batch: PartitionBatch) -> PreparedBatch:
+    return PreparedBatch(
+        partition=batch.partition,
+        first_offset=batch.first_offset,
+        next_offset=batch.next_offset,
+        offsets=[o for o, _ in batch.events],
+        columns=click_columns([e for _, e in batch.events]),
+    )
+
+
+def merge_columns(parts: list[list[list[Any]]]) -> list[list[Any]]:
+    merged: list[list[Any]] = [[] for _ in CLICK_COLUMNS]
+    for columns in parts:
+        for target, column in zip(merged, columns, strict=True):
+            target.extend(column)
+    return merged

@@ -1,5 +1,10 @@
-"""The click consumer loop: poll, write each batch with its offsets in one transaction,
-then commit to Kafka (only after the data is durable)."""
+"""The click consumer loop: poll, dead-letter what cannot be read, write each batch with
+its offsets in one transaction, then commit to Kafka (only after the data is durable).
+
+Postgres is the source of truth for positions: on assignment, and after any failed
+batch, each partition resumes at the offset stored with the data. Kafka's committed
+offsets only serve monitoring (consumer lag) and are never ahead of Postgres.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,44 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 
 from services.stats import repository
-from services.stats.batch import PartitionBatch, RawRecord, clicks_per_link, partition_batch
+from services.stats.batch import (
+    PreparedBatch,
+    RawRecord,
+    merge_columns,
+    partition_batch,
+    prepare,
+)
 from services.stats.settings import Settings
 from shared.resources import DB_POOL
 
 log = logging.getLogger(__name__)
+
+
+async def seek_to_stored(
+    consumer: AIOKafkaConsumer, pool: asyncpg.Pool, settings: Settings,
+    partitions: list[TopicPartition], *, unknown_to_beginning: bool,
+) -> None:
+    """Positions ``partitions`` where Postgres says this group stopped."""
+    if not partitions:
+        return
+    async with pool.acquire() as conn:
+        stored = await repository.load_offsets(
+            conn, settings.consumer_group, settings.clicks_topic,
+            [tp.partition for tp in partitions],
+        )
+    unknown = []
+    for tp in partitions:
+        if tp.partition in stored:
+            consumer.seek(tp, stored[tp.partition])
+        else:
+            unknown.append(tp)
+    if unknown and unknown_to_beginning:
+        # Nothing of these partitions was ever stored, so nothing was counted either.
+        await consumer.seek_to_beginning(*unknown)
 
 
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -32,75 +67,162 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        if not assigned:
-            return
-        async with self._pool.acquire() as conn:
-            stored = await repository.load_offsets(
-                conn, self._settings.consumer_group, self._settings.clicks_topic,
-                [tp.partition for tp in assigned],
-            )
-        for tp in assigned:
-            if tp.partition in stored:
-                self._consumer.seek(tp, stored[tp.partition])
+        await seek_to_stored(self._consumer, self._pool, self._settings, list(assigned),
+                             unknown_to_beginning=False)
 
 
 async def apply_batches(
-    pool: asyncpg.Pool, settings: Settings, batches: list[PartitionBatch]
-) -> None:
-    """One transaction: every partition's new clicks and its next offset."""
+    pool: asyncpg.Pool, settings: Settings, batches: list[PreparedBatch]
+) -> int:
+    """One transaction: every partition's not-yet-counted clicks and its next offset.
+    Returns the number of clicks newly counted."""
     group, topic = settings.consumer_group, settings.clicks_topic
     async with pool.acquire() as conn, conn.transaction():
-        for batch in sorted(batches, key=lambda b: b.partition):  # fixed lock order
-            stored = await repository.lock_offset(conn, group, topic, batch.partition)
-            if stored >= batch.next_offset:
+        stored = await repository.lock_offsets(conn, group, topic,
+                                               [b.partition for b in batches])
+        parts = []
+        advance: dict[int, int] = {}
+        for batch in batches:
+            position = stored[batch.partition]
+            if position >= batch.next_offset:
                 continue  # already counted (a replay after a crash or a rebalance)
-            skip = max(0, stored - batch.first_offset)
-            fresh = [e for i, e in enumerate(batch.events) if i >= skip] if skip else batch.events
-            await repository.add_link_clicks(conn, clicks_per_link(fresh))
-            await repository.store_offset(conn, group, topic, batch.partition, batch.next_offset)
+            if position > batch.first_offset:
+                parts.append(batch.columns_from(position))
+            else:
+                if position < batch.first_offset and position > 0:
+                    log.warning("partition %d: offsets %d..%d were never stored (gap)",
+                                batch.partition, position, batch.first_offset)
+                parts.append(batch.columns)
+            advance[batch.partition] = batch.next_offset
+        if not advance:
+            return 0
+        counted = await repository.write_clicks(conn, merge_columns(parts))
+        await repository.store_offsets(conn, group, topic, advance)
+    return counted
 
 
-async def consume(consumer: AIOKafkaConsumer, pool: asyncpg.Pool, settings: Settings) -> None:
-    while True:
-        polled = await consumer.getmany(
-            timeout_ms=int(settings.poll_timeout.total_seconds() * 1000),
-            max_records=settings.batch_max_records,
-        )
-        if not polled:
-            continue
-        batches = [
-            partition_batch(
-                tp.partition, [RawRecord(tp.partition, m.offset, m.value) for m in messages]
+class ClickConsumer:
+    def __init__(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
+                 pool: asyncpg.Pool, settings: Settings) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._pool = pool
+        self._settings = settings
+
+    async def run(self) -> None:
+        """Consumes forever; a failed batch is retried (with backoff) from the stored
+        positions, so an outage of Postgres or Kafka delays counting but never ends it."""
+        initial = self._settings.retry_initial.total_seconds()
+        delay = initial
+        resume = False
+        while True:
+            try:
+                if resume:
+                    # The failed batch was polled, so the fetch positions are past it:
+                    # rewind to what Postgres holds before polling anything else.
+                    await seek_to_stored(
+                        self._consumer, self._pool, self._settings,
+                        list(self._consumer.assignment()), unknown_to_beginning=True,
+                    )
+                    resume = False
+                async for _ in self._batches():
+                    delay = initial
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("click batch failed; retrying in %.1f s from stored offsets",
+                              delay)
+                resume = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.retry_max.total_seconds())
+
+    async def _batches(self) -> AsyncIterator[int]:
+        settings = self._settings
+        timeout_ms = int(settings.poll_timeout.total_seconds() * 1000)
+        while True:
+            polled = await self._consumer.getmany(
+                timeout_ms=timeout_ms, max_records=settings.batch_max_records
             )
-            for tp, messages in polled.items()
-            if messages
-        ]
-        await apply_batches(pool, settings, batches)
-        await consumer.commit(
-            {TopicPartition(settings.clicks_topic, b.partition): b.next_offset for b in batches}
-        )
+            batches = [
+                partition_batch(tp.partition,
+                                [RawRecord(tp.partition, m.offset, m.value) for m in messages])
+                for tp, messages in polled.items()
+                if messages
+            ]
+            if not batches:
+                continue
+            invalid = [item for b in batches for item in b.invalid]
+            if invalid:
+                await self._dead_letter(invalid)
+            counted = await apply_batches(self._pool, settings, [prepare(b) for b in batches])
+            await self._commit({b.partition: b.next_offset for b in batches})
+            yield counted
+
+    async def _dead_letter(self, invalid: list[tuple[RawRecord, str]]) -> None:
+        """Sends the original bytes with the reason, and waits until Kafka has them:
+        their offsets are stored (skipped) only after that."""
+        topic = self._settings.dead_letter_topic
+        sends = []
+        for record, reason in invalid:
+            log.warning("dead-lettering %s[%d]@%d: %s", self._settings.clicks_topic,
+                        record.partition, record.offset, reason)
+            headers = [
+                ("reason", reason.encode()),
+                ("source-topic", self._settings.clicks_topic.encode()),
+                ("source-partition", str(record.partition).encode()),
+                ("source-offset", str(record.offset).encode()),
+            ]
+            sends.append(await self._producer.send(topic, value=record.value, headers=headers))
+        await asyncio.gather(*sends)
+
+    async def _commit(self, offsets: dict[int, int]) -> None:
+        topic = self._settings.clicks_topic
+        try:
+            await self._consumer.commit(
+                {TopicPartition(topic, p): o for p, o in offsets.items()}
+            )
+        except KafkaError as exc:
+            # Harmless: Postgres holds the positions; Kafka's copy is for lag monitoring.
+            log.info("Kafka offset commit skipped: %r", exc)
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("click consumer stopped", exc_info=task.exception())
 
 
 def consumer_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = app[DB_POOL]
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=settings.consumer_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        pool = app[DB_POOL]
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
         consumer.subscribe(
             [settings.clicks_topic], listener=_SeekToStoredOffsets(consumer, pool, settings)
         )
-        await consumer.start()
-        task = asyncio.create_task(consume(consumer, pool, settings))
+        await producer.start()
         try:
-            yield
+            await consumer.start()
+            try:
+                task = asyncio.create_task(
+                    ClickConsumer(consumer, producer, pool, settings).run(),
+                    name="click-consumer",
+                )
+                task.add_done_callback(_report_exit)
+                try:
+                    yield
+                finally:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            finally:
+                await consumer.stop()
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await consumer.stop()
+            await producer.stop()
 
     return ctx

@@ -16,3 +16,20 @@ class Settings(CommonSettings):
     run_consumer: bool = True
     batch_max_records: int = 5000
     poll_timeout: timedelta = timedelta(milliseconds=200)
+    # Invalid events go to "<clicks topic><suffix>" with the reason in a header.
+    dead_letter_suffix: str = ".dlq"
+    # After a failed batch (database or Kafka away) the consumer waits, doubling up to
+    # the maximum, then resumes from the positions stored in Postgres.
+    retry_initial: timedelta = timedelta(milliseconds=200)
+    retry_max: timedelta = timedelta(seconds=10)
+    # The raw click log ("last clicks") keeps this long; rollups are kept forever.
+    raw_click_retention: timedelta = timedelta(days=30)
+    cleanup_interval: timedelta = timedelta(minutes=10)
+    cleanup_batch: int = 10_000
+    # Statistics API: the longest breakdown list and chart an answer may carry.
+    top_limit: int = 10
+    max_chart_points: int = 5000
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.clicks_topic + self.dead_letter_suffix

@@ -1,5 +1,6 @@
--- Stats skeleton: per-link totals plus the consumed positions, written in one
--- transaction per batch so a crash can neither lose nor double-count a click.
+-- Stats: the consumed Kafka positions, stored with the data they produced. Each batch's
+-- rollups, raw clicks and next offsets are written in one transaction, so a crash can
+-- neither lose nor double-count a click (the rollup tables are in 0201_stats_rollups.sql).
 CREATE TABLE stats_offsets (
     consumer_group  text NOT NULL,
     topic           text NOT NULL,
@@ -8,6 +9,7 @@ CREATE TABLE stats_offsets (
     PRIMARY KEY (consumer_group, topic, partition)
 );
 
+-- The walking skeleton's per-link totals; superseded by 0201 (dropped there).
 CREATE TABLE stats_link_totals (
     link_id       bigint PRIMARY KEY,
     domain_id     bigint NOT NULL,

@@ -1,23 +1,65 @@
 """Generated paths and link ids, from a cryptographically secure source.
 
-Random paths are long enough that they cannot be enumerated: 6 characters of base62
-(~35.7 bits) by default; collisions are retried by the caller.
+A domain's ``linkType`` decides the shape of generated paths. Random paths are long
+enough that they cannot be enumerated (``random``: ~41 bits, ``secure``: ~71 bits);
+case-insensitive domains draw from lower case and digits only, with a longer length
+for the same entropy. The fixed-length types are what the user asked for. ``increment``
+turns the domain's counter into base36. Collisions and reserved words are retried by
+the caller (the database's unique index is the judge).
 """
 
 from __future__ import annotations
 
 import secrets
 import string
+from typing import Final
 
-_BASE62 = string.ascii_letters + string.digits
-_LOWER = string.ascii_lowercase + string.digits
-DEFAULT_SLUG_LENGTH = 6
+from services.management.links.validation import is_reserved
+
+_BASE62: Final = string.ascii_letters + string.digits
+_BASE36: Final = string.digits + string.ascii_lowercase
+LINK_TYPES: Final = ("random", "secure", "four-char", "eight-char", "ten-char", "increment")
+
+# (length on a case-sensitive domain, length on a case-insensitive one)
+_LENGTHS: Final = {
+    "random": (7, 8),
+    "secure": (12, 14),
+    "four-char": (4, 4),
+    "eight-char": (8, 8),
+    "ten-char": (10, 10),
+}
+DEFAULT_SLUG_LENGTH: Final = _LENGTHS["random"][0]
 
 
 def random_slug(length: int = DEFAULT_SLUG_LENGTH, *, case_sensitive: bool = True) -> str:
-    alphabet = _BASE62 if case_sensitive else _LOWER
+    alphabet = _BASE62 if case_sensitive else _BASE36
     return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def slug_for(link_type: str, *, case_sensitive: bool) -> str:
+    """A fresh random path of the domain's type (not ``increment``), never reserved."""
+    sensitive_len, insensitive_len = _LENGTHS.get(link_type, _LENGTHS["random"])
+    length = sensitive_len if case_sensitive else insensitive_len
+    while True:
+        slug = random_slug(length, case_sensitive=case_sensitive)
+        if not is_reserved(slug):
+            return slug
+
+
+def base36(number: int) -> str:
+    if number < 0:
+        raise ValueError("base36 of a negative number")
+    digits = []
+    while True:
+        number, rest = divmod(number, 36)
+        digits.append(_BASE36[rest])
+        if number == 0:
+            return "".join(reversed(digits))
 
 
 def new_id_string() -> str:
     return "lnk_" + "".join(secrets.choice(_BASE62) for _ in range(16))
+
+
+def new_folder_id() -> str:
+    return "fld_" + "".join(secrets.choice(_BASE62) for _ in range(16))
