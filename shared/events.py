@@ -39,6 +39,10 @@ class ClickEvent(BaseModel):
     utm_source: str | None = None
     utm_medium: str | None = None
     utm_campaign: str | None = None
+    # What the edge answered, beyond the status code (added in v1, optional): "redirect"
+    # and "cloak" reached the destination; "password" showed the password form;
+    # "expired" and "not_found" did not reach it. None from producers that predate it.
+    outcome: Literal["redirect", "cloak", "password", "expired", "not_found"] | None = None
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

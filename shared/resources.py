@@ -16,11 +16,9 @@ first use.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Final
-
 import logging
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -134,7 +132,8 @@ def create_redis(settings: CommonSettings, *, max_connections: int = 64) -> aior
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
-    return aioredis.Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so aclose() also closes its connections.
+    return aioredis.Redis.from_pool(pool)
 
 
 def redis_ctx(settings: CommonSettings, key: web.AppKey[aioredis.Redis] = REDIS) -> CleanupCtx:

@@ -9,9 +9,9 @@ from shared.ratelimit import RateRule
 from shared.settings import DEFAULT_MANAGEMENT_PORT, CommonSettings
 
 # Short.io documents 20-50 requests/s per endpoint, bulk create 5 calls per 10 s and
-# bulk QR 1 call per minute; linkhop uses the generous end for reads.
+# bulk QR 1 call per minute; linkhop uses the top of that range for single calls.
 DEFAULT_READ_RATE = RateRule(limit=50, period=1)
-DEFAULT_WRITE_RATE = RateRule(limit=20, period=1)
+DEFAULT_WRITE_RATE = RateRule(limit=50, period=1)
 DEFAULT_ENDPOINT_RATES = {
     "POST /links/bulk": RateRule(limit=5, period=10),
     "POST /links/qr/bulk": RateRule(limit=1, period=60),

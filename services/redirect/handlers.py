@@ -1,30 +1,217 @@
-"""The visitor-facing handler."""
+"""The visitor-facing handlers: gather the facts of a visit, let :func:`rules.decide`
+choose, render the answer, and emit one click event."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from time import time
+
 from aiohttp import web
 
-from services.redirect.keys import EMITTER
-from services.redirect.resolve import hostname_of, lookup
+from services.redirect.edge import Edge
+from services.redirect.geo import NOWHERE, Place
+from services.redirect.keys import EDGE
+from services.redirect.pages import (
+    cloak_page,
+    gone_page,
+    not_found_page,
+    password_page,
+    robots_txt,
+)
+from services.redirect.resolve import REDIS_ERRORS, LookupUnavailable, hostname_of, path_of
+from services.redirect.rules import Decision, Outcome, Visit, decide, is_gone
+from services.redirect.unlock import cookie_name, make_token, token_valid
+from services.redirect.urls import safe_location
+from services.redirect.visitor import device_of, hide_ip, is_bot, visitor_hash
+from shared.errors import ServiceUnavailable
 from shared.events import ClickEvent
-from shared.resources import REDIS
+from shared.linkrecord import DomainRecord, LinkRecord
+from shared.passwords import verify_password
+
+_UNAVAILABLE = "link lookup unavailable, retry shortly"
+_NOINDEX = "noindex"
+
+
+async def _resolve(edge: Edge, request: web.Request, path: str
+                   ) -> tuple[DomainRecord | None, LinkRecord | None]:
+    try:
+        return await edge.resolver.lookup(hostname_of(request.host), path)
+    except LookupUnavailable as exc:
+        edge.counters.count("unavailable")
+        raise ServiceUnavailable(_UNAVAILABLE, headers={"Retry-After": "2"}) from exc
 
 
 async def redirect(request: web.Request) -> web.StreamResponse:
-    hostname = hostname_of(request.host)
-    domain, link = await lookup(request.app[REDIS], hostname, request.raw_path.split("?")[0])
-    if domain is None or link is None or link.deleted or link.archived:
-        return web.Response(status=404, text="Not found", content_type="text/plain")
-    status = link.redirect_type or domain.redirect_type
-    request.app[EMITTER].emit(
-        ClickEvent(
-            link_id=link.link_id,
-            domain_id=link.domain_id,
-            path=link.path,
-            status=status,
-            ip=None if domain.hide_visitor_ip else request.remote,
-            user_agent=request.headers.get("User-Agent"),
-            referer=None if domain.hide_referer else request.headers.get("Referer"),
-        )
-    )
-    return web.Response(status=status, headers={"Location": link.url})
+    edge = request.app[EDGE]
+    path = path_of(request.raw_path)
+    domain, link = await _resolve(edge, request, path)
+    if not path:
+        return _root(edge, domain)
+    now = time()
+    headers = request.headers
+    user_agent = headers.get("User-Agent", "")
+    peer = request.remote
+    client_ip = edge.trust.client_ip(peer, headers.get("X-Forwarded-For"))
+    place = edge.geo.locate(peer, client_ip, headers) if link is not None else NOWHERE
+    visitor = visitor_hash(edge.visitor_key, client_ip or "", user_agent)
+    unlocked = False
+    clicks = None
+    if link is not None and domain is not None:
+        if link.password_hash:
+            unlocked = token_valid(edge.unlock_key, request.cookies.get(cookie_name(link.link_id)),
+                                   link.link_id, link.password_hash, now)
+        if link.clicks_limit is not None and not is_gone(link, now):
+            # Only visits that would reach the destination use up the limit; the
+            # password form only looks at the counter.
+            clicks = await _count_click(edge, link, peek=bool(link.password_hash) and not unlocked)
+    device = device_of(user_agent) if link and (link.iphone_url or link.android_url) else None
+    visit = Visit(now=now, user_agent_device=device, country=place.country, region=place.region,
+                  raw_query=request.rel_url.raw_query_string, visitor=visitor,
+                  unlocked=unlocked, clicks=clicks)
+    decision = decide(domain, link, visit)
+    response = _render(decision, link, domain, request)
+    edge.counters.count(decision.outcome.value)
+    if link is not None and domain is not None:
+        _emit(edge, domain, link, path, decision, client_ip, user_agent, place, visitor,
+              headers.get("Referer"))
+    return response
+
+
+def _root(edge: Edge, domain: DomainRecord | None) -> web.StreamResponse:
+    if domain is not None and not domain.deleted and domain.root_redirect:
+        edge.counters.count("root")
+        return web.Response(status=domain.redirect_type,
+                            headers={"Location": safe_location(domain.root_redirect)})
+    edge.counters.count("not_found")
+    return not_found_page()
+
+
+def _render(decision: Decision, link: LinkRecord | None, domain: DomainRecord | None,
+            request: web.Request) -> web.StreamResponse:
+    outcome = decision.outcome
+    if decision.location is not None and outcome is not Outcome.CLOAK:
+        response = web.Response(status=decision.status, headers={"Location": decision.location})
+    elif outcome is Outcome.CLOAK:
+        assert decision.location is not None
+        response = cloak_page(decision.location, link.title if link else None)
+    elif outcome is Outcome.PASSWORD:
+        response = password_page(request.rel_url.raw_path_qs)
+    elif outcome is Outcome.EXPIRED:
+        response = gone_page()
+    else:
+        response = not_found_page()
+    if domain is not None and domain.robots == _NOINDEX:
+        response.headers["X-Robots-Tag"] = _NOINDEX
+    return response
+
+
+async def _count_click(edge: Edge, link: LinkRecord, *, peek: bool) -> int | None:
+    """This visit's number against the clicks limit (INCR in Redis, shared by every
+    worker). None when Redis cannot say: the visit is let through (fail open)."""
+    resolver = edge.resolver
+    if not resolver.breaker.allow():
+        return None
+    key = f"lh:c:{link.link_id}"
+    try:
+        if peek:
+            raw = await resolver.redis.get(key)
+            value = int(raw or 0) + 1
+        else:
+            value = int(await resolver.redis.incr(key))
+    except REDIS_ERRORS:
+        resolver.breaker.failure()
+        return None
+    resolver.breaker.success()
+    return value
+
+
+def _emit(edge: Edge, domain: DomainRecord, link: LinkRecord, path: str, decision: Decision,
+          client_ip: str | None, user_agent: str, place: Place, visitor: str,
+          referer: str | None) -> None:
+    ip = hide_ip(client_ip, edge.settings.truncate_hidden_ip) if domain.hide_visitor_ip \
+        else client_ip
+    # model_construct: every value here comes from this code, already of the right type;
+    # skipping validation keeps the hot path cheap (the consumer validates on reading).
+    edge.emitter.emit(ClickEvent.model_construct(
+        event_id=uuid.uuid4(),
+        ts=datetime.now(UTC),
+        link_id=link.link_id,
+        domain_id=link.domain_id,
+        path=path,
+        status=decision.status,
+        ip=ip,
+        user_agent=user_agent or None,
+        referer=None if domain.hide_referer else referer,
+        country=place.country,
+        region=place.region,
+        ab_side=decision.ab_side,
+        bot=is_bot(user_agent),
+        visitor=visitor,
+        utm_source=link.utm.get("utm_source"),
+        utm_medium=link.utm.get("utm_medium"),
+        utm_campaign=link.utm.get("utm_campaign"),
+        outcome=decision.outcome.value,
+    ))
+
+
+async def unlock(request: web.Request) -> web.StreamResponse:
+    """POST of the password form: rate limited per link and client, checked against the
+    slow hash in a thread (never on the event loop), answered with a signed cookie."""
+    edge = request.app[EDGE]
+    path = path_of(request.raw_path)
+    domain, link = await _resolve(edge, request, path)
+    now = time()
+    if domain is None or link is None or not link.password_hash or is_gone(link, now):
+        return await redirect(request)  # nothing to unlock: answer as a visit would
+    client_ip = edge.trust.client_ip(request.remote, request.headers.get("X-Forwarded-For"))
+    attempts = await _attempt(edge, f"{link.link_id}:{client_ip}")
+    if attempts > edge.settings.password_attempts:
+        edge.counters.count("password_limited")
+        response = password_page(request.rel_url.raw_path_qs, status=429,
+                                 message="Too many attempts; try again later.")
+        response.headers["Retry-After"] = str(int(edge.settings.password_window.total_seconds()))
+        return response
+    form = await request.post()
+    candidate = form.get("password")
+    if not isinstance(candidate, str) or not await asyncio.to_thread(
+        verify_password, link.password_hash, candidate
+    ):
+        edge.counters.count("password_rejected")
+        return password_page(request.rel_url.raw_path_qs, status=403,
+                             message="Wrong password, try again.")
+    ttl = int(edge.settings.unlock_ttl.total_seconds())
+    token = make_token(edge.unlock_key, link.link_id, link.password_hash, int(now) + ttl)
+    response = web.Response(status=303, headers={"Location": request.rel_url.raw_path_qs,
+                                                 "Cache-Control": "no-store"})
+    response.set_cookie(cookie_name(link.link_id), token, max_age=ttl, path="/",
+                        httponly=True, samesite="Lax", secure=request.secure)
+    return response
+
+
+async def _attempt(edge: Edge, key: str) -> int:
+    """Attempts in the current window, shared by workers through Redis; counted in
+    process when Redis is away, so an outage never allows unlimited guessing."""
+    resolver = edge.resolver
+    window = int(edge.settings.password_window.total_seconds())
+    if resolver.breaker.allow():
+        try:
+            async with resolver.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(f"lh:pw:{key}")
+                pipe.expire(f"lh:pw:{key}", window, nx=True)
+                count, _ = await pipe.execute()
+            resolver.breaker.success()
+            return int(count)
+        except REDIS_ERRORS:
+            resolver.breaker.failure()
+    return edge.attempts.hit(key)
+
+
+async def robots(request: web.Request) -> web.StreamResponse:
+    edge = request.app[EDGE]
+    try:
+        domain, _ = await edge.resolver.lookup(hostname_of(request.host), "robots.txt")
+    except LookupUnavailable:
+        domain = None
+    return robots_txt(domain.robots if domain is not None else "allow")

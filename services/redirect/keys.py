@@ -6,8 +6,8 @@ from typing import Final
 
 from aiohttp import web
 
-from services.redirect.events import ClickEmitter
+from services.redirect.edge import Edge
 from services.redirect.settings import Settings
 
 SETTINGS: Final = web.AppKey("settings", Settings)
-EMITTER: Final = web.AppKey("emitter", ClickEmitter)
+EDGE: Final = web.AppKey("edge", Edge)

@@ -220,7 +220,8 @@ class Resolver:
         """One query per key at a time (single flight), within the fallback budget.
 
         Over budget: when Redis answered (it just lacks the key) the answer is "not
-        found", uncached; when Redis is down, "unavailable" (a 503 the client retries)."""
+        found" (remembered as a miss); when Redis is down, "unavailable" (a 503 with
+        Retry-After)."""
         flight = self._flights.get(key)
         if flight is None:
             if not self._budget.take():

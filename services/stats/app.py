@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.stats.cleanup import cleanup_ctx
 from services.stats.consumer import consumer_ctx
 from services.stats.handlers import add_routes
 from services.stats.keys import SETTINGS
@@ -20,6 +21,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(db_pool_ctx(settings))
     if settings.run_consumer:
         app.cleanup_ctx.append(consumer_ctx(settings))
+        app.cleanup_ctx.append(cleanup_ctx(settings))
     add_health_route(app)
     add_routes(app)
     return app

@@ -7,11 +7,11 @@ network (no CDN). Neither needs an API key.
 from __future__ import annotations
 
 import html
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
-from swagger_ui_bundle import swagger_ui_path
 
 from shared.http import json_response
 from shared.openapi import Endpoint, add_endpoints, openapi_document
@@ -57,6 +57,15 @@ _PAGE: Final = """<!DOCTYPE html>
 """
 
 
+def swagger_ui_dir() -> Path:
+    """The bundled Swagger UI (``swagger_ui_bundle/vendor/swagger-ui-<version>``)."""
+    vendor = Path(str(files("swagger_ui_bundle") / "vendor"))
+    found = sorted(vendor.glob("swagger-ui-*"))
+    if not found:
+        raise RuntimeError(f"no Swagger UI under {vendor}")
+    return found[-1]
+
+
 def document(app: web.Application) -> dict[str, Any]:
     cache = app[_CACHE]
     if "doc" not in cache:
@@ -85,4 +94,4 @@ ENDPOINTS = [
 def add_routes(app: web.Application) -> None:
     app[_CACHE] = {}
     add_endpoints(app, ENDPOINTS)
-    app.router.add_static(ASSETS_PREFIX, Path(str(swagger_ui_path)), append_version=False)
+    app.router.add_static(ASSETS_PREFIX, swagger_ui_dir(), append_version=False)

@@ -33,10 +33,7 @@ _CLEARABLE = ("webhookURL", "rootRedirect", "notFoundRedirect")
 def _url_setting(value: str | None, field: str) -> str | None:
     if value is None or value == "":
         return None
-    try:
-        return validate_destination(value)
-    except ValueError as exc:  # the shared validator names the link field; name ours
-        raise ValueError(str(exc).replace("originalURL", field)) from None
+    return validate_destination(value, field)
 
 
 def _redirect_code(value: Any) -> Any:

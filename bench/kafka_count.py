@@ -1,0 +1,51 @@
+"""Counting the events on a topic: the sum of its partitions' end offsets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+class TopicCounter:
+    """A long-lived client on its own event loop, used from synchronous code."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._topic = topic
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap,
+                                          request_timeout_ms=10_000)
+        self._partitions: list[TopicPartition] = []
+        self._loop.run_until_complete(self._start())
+
+    async def _start(self) -> None:
+        await self._consumer.start()
+        await self._consumer.topics()  # fetches the metadata
+        numbers = self._consumer.partitions_for_topic(self._topic) or set()
+        self._partitions = [TopicPartition(self._topic, p) for p in sorted(numbers)]
+
+    async def _total(self) -> int:
+        ends = await self._consumer.end_offsets(self._partitions)
+        return int(sum(ends.values()))
+
+    def total(self) -> int:
+        return self._loop.run_until_complete(self._total())
+
+    def settle(self, baseline: int, expected: int, *, timeout: float = 10.0) -> int:
+        """Events since ``baseline`` once ``expected`` arrived or the count stopped growing
+        for a second (a late producer batch), at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        last, last_change = self.total(), time.monotonic()
+        while last - baseline < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self.total()
+            if now != last:
+                last, last_change = now, time.monotonic()
+            elif time.monotonic() - last_change >= 1.0:
+                break
+        return last - baseline
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._consumer.stop())
+        self._loop.close()

@@ -1,0 +1,323 @@
+"""Section 1: the redirect edge against nginx (the machine's ceiling) and a bare aiohttp
+handler (the framework's ceiling), one worker and then two, at 64 and 256 connections.
+
+One round = one load of every scenario, back to back; every ratio is taken inside one
+round, and each figure is the median over the rounds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis as redis_sync
+
+from bench import profile, servers
+from bench.config import BenchConfig
+from bench.environment import BARE_PORT, NGINX_PORT, REDIRECT_PORT, BenchEnv
+from bench.fixtures import Seed
+from bench.kafka_count import TopicCounter
+from bench.numbers import at_least, at_most, median, median_ratio
+from bench.report import Report, fmt, pct, table
+from bench.wrk import WrkOutputError, WrkResult, cycling_paths_script, run_wrk, wrk_command
+from deploy.local import processes
+
+log = logging.getLogger("bench")
+
+NO_CACHE_PORT = REDIRECT_PORT + 4
+# Names the redirect service may give the size of its in-process cache; the first one
+# its Settings has is set to 0 for the "every request a different slug" scenarios.
+_CACHE_SIZE_FIELDS = ("local_cache_size", "cache_size", "cache_max_entries", "cache_entries",
+                      "lru_size", "local_cache_max")
+
+SCENARIOS = {
+    "nginx": "nginx, fixed 301",
+    "bare": "bare aiohttp + uvloop, fixed 302",
+    "hot": "linkhop, one hot link (in-process cache)",
+    "distinct": "linkhop, 10,000 links, a different slug each request (Redis)",
+    "pg": "linkhop, Redis stopped (Postgres fallback)",
+}
+LINKHOP = ("hot", "distinct", "pg")
+
+
+def no_cache_env() -> dict[str, str]:
+    """The env that turns the redirect's in-process cache off, if it has such a setting."""
+    from services.redirect.settings import Settings
+
+    for name in _CACHE_SIZE_FIELDS:
+        if name in Settings.model_fields:
+            return {f"LINKHOP_REDIRECT_{name.upper()}": "0"}
+    return {}
+
+
+@dataclass
+class Cell:
+    """All rounds of one (workers, connections) block."""
+
+    loads: dict[str, list[WrkResult]] = field(default_factory=dict)
+    events: dict[str, list[int]] = field(default_factory=dict)
+    redis_cmds: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def rps(self, scenario: str) -> list[float]:
+        return [r.rps for r in self.loads.get(scenario, [])]
+
+
+@dataclass
+class RedirectResults:
+    cells: dict[tuple[int, int], Cell] = field(default_factory=dict)
+    plans: dict[int, str] = field(default_factory=dict)
+    cache_note: str = ""
+    profiles: dict[str, str] = field(default_factory=dict)  # scenario -> raw py-spy file
+
+
+def _redis_commands(port: int) -> int | None:
+    try:
+        info = redis_sync.Redis(port=port, socket_timeout=2).info("stats")
+    except redis_sync.RedisError:
+        return None
+    return int(info["total_commands_processed"])
+
+
+class _Block:
+    """The servers of one worker count, and how to load each scenario."""
+
+    def __init__(self, env: BenchEnv, seed: Seed, cfg: BenchConfig, workers: int,
+                 topic: str, script: Path, plan: servers.CpuPlan) -> None:
+        self.env, self.seed, self.cfg, self.plan = env, seed, cfg, plan
+        self.script = script
+        self.started: list[servers.Spawned] = []
+        self.started.append(servers.start_nginx(env.var, NGINX_PORT, workers, plan.server_cores))
+        self.started += servers.start_bare(env.var, BARE_PORT, plan)
+        self.cached = self._start_redirect("redirect", REDIRECT_PORT, topic, {})
+        self.distinct_port = REDIRECT_PORT
+        extra = no_cache_env()
+        if extra:
+            try:
+                self._start_redirect("redirect-nocache", NO_CACHE_PORT, topic, extra)
+                self.distinct_port = NO_CACHE_PORT
+            except (RuntimeError, TimeoutError) as exc:
+                log.warning("redirect without in-process cache did not start: %s", exc)
+
+    def _start_redirect(self, label: str, port: int, topic: str,
+                        extra: dict[str, str]) -> list[servers.Spawned]:
+        env = self.env.service_env(LINKHOP_REDIRECT_PORT=str(port), LINKHOP_CLICKS_TOPIC=topic,
+                                   **extra)
+        started = [servers.start_linkhop(self.env.var, "redirect", f"bench-{label}-{i}", env,
+                                         cores)
+                   for i, cores in enumerate(self.plan.workers)]
+        self.started += started
+        for server in started:
+            processes.wait_healthy(f"http://127.0.0.1:{port}", process=server.process)
+        return started
+
+    def command(self, scenario: str, connections: int, seconds: float) -> list[str]:
+        host = self.seed.hostname
+        if scenario == "nginx":
+            url, host_header, script = f"http://127.0.0.1:{NGINX_PORT}/", None, None
+        elif scenario == "bare":
+            url, host_header, script = f"http://127.0.0.1:{BARE_PORT}/x", None, None
+        elif scenario == "hot":
+            url, host_header, script = f"http://127.0.0.1:{REDIRECT_PORT}/hot", host, None
+        else:
+            url, host_header, script = (f"http://127.0.0.1:{self.distinct_port}/", host,
+                                        self.script)
+        return wrk_command(url, connections=connections, seconds=seconds, host=host_header,
+                           script=script, cores=self.plan.load)
+
+    def load(self, scenario: str, connections: int, seconds: float) -> WrkResult:
+        return run_wrk(self.command(scenario, connections, seconds), timeout=seconds + 30)
+
+    def stop(self) -> None:
+        for server in reversed(self.started):
+            with contextlib.suppress(Exception):
+                server.stop()
+
+
+def _wait_redirect_healthy(port: int, timeout: float = 20.0) -> None:
+    with contextlib.suppress(TimeoutError, RuntimeError):
+        processes.wait_healthy(f"http://127.0.0.1:{port}", timeout=timeout)
+
+
+def _round(block: _Block, cell: Cell, counter: TopicCounter, connections: int,
+           seconds: float, env: BenchEnv) -> None:
+    for scenario in SCENARIOS:
+        redis_before = _redis_commands(env.redis_port)
+        if scenario == "pg":
+            env.stop_redis()
+        baseline = counter.total() if scenario in LINKHOP else 0
+        try:
+            result = block.load(scenario, connections, seconds)
+        except WrkOutputError as exc:
+            cell.errors.append(f"{scenario}: {exc}")
+            result = None
+        finally:
+            if scenario == "pg":
+                env.start_redis()
+                _wait_redirect_healthy(REDIRECT_PORT)
+        if result is None:
+            continue
+        cell.loads.setdefault(scenario, []).append(result)
+        if scenario in LINKHOP:
+            events = counter.settle(baseline, result.answered_ok)
+            cell.events.setdefault(scenario, []).append(events)
+        redis_after = _redis_commands(env.redis_port)
+        if scenario in ("hot", "distinct") and redis_before is not None and redis_after:
+            cell.redis_cmds.setdefault(scenario, []).append(
+                (redis_after - redis_before) / max(result.requests, 1))
+
+
+def _profile(block: _Block, results: RedirectResults, seconds: int, var: Path) -> None:
+    """py-spy on the first redirect worker during a hot and a distinct load (unmeasured)."""
+    pids = {"hot": block.cached[0].pid}
+    started_nocache = [s for s in block.started if "nocache" in s.label]
+    pids["distinct"] = started_nocache[0].pid if started_nocache else block.cached[0].pid
+    for scenario, pid in pids.items():
+        output = var / f"profile-{scenario}.txt"
+        output.unlink(missing_ok=True)
+        recorder = profile.start_record(pid, seconds, output)
+        if recorder is None:
+            return
+        try:
+            block.load(scenario, 64, seconds + 1)
+        except WrkOutputError:
+            pass
+        with contextlib.suppress(Exception):
+            recorder.wait(timeout=30)
+        if output.exists():
+            results.profiles[scenario] = output.read_text()
+
+
+def run(env: BenchEnv, seed: Seed, cfg: BenchConfig, deadline: float) -> RedirectResults:
+    results = RedirectResults()
+    topic = env.topic("redirect-clicks")
+    script = env.var / "paths.lua"
+    script.write_text(cycling_paths_script(seed.paths))
+    cpus = sorted(os.sched_getaffinity(0))
+    counter = TopicCounter(env.kafka_bootstrap, topic)
+    try:
+        for workers in cfg.workers:
+            plan = servers.cpu_plan(workers, cpus)
+            results.plans[workers] = plan.describe()
+            block = _Block(env, seed, cfg, workers, topic, script, plan)
+            try:
+                if workers == cfg.workers[0]:
+                    results.cache_note = (
+                        "separate redirect processes with the in-process cache off "
+                        f"({', '.join(no_cache_env())})" if block.distinct_port != REDIRECT_PORT
+                        else "the same redirect processes (no setting to turn the "
+                             "in-process cache off was found)")
+                for scenario in ("nginx", "bare", "hot", "distinct"):  # warm-up, not counted
+                    with contextlib.suppress(WrkOutputError):
+                        block.load(scenario, 64, 1)
+                for connections in cfg.connections:
+                    cell = results.cells.setdefault((workers, connections), Cell())
+                    for _ in range(cfg.runs):
+                        if time.monotonic() > deadline:
+                            cell.errors.append("stopped early: the time budget ran out")
+                            break
+                        _round(block, cell, counter, connections, cfg.seconds, env)
+                if workers == 1 and cfg.profile:
+                    _profile(block, results, cfg.seconds, env.var)
+            finally:
+                block.stop()
+    finally:
+        counter.close()
+    return results
+
+
+def _ratio_text(cell: Cell, scenario: str, reference: str) -> float:
+    return median_ratio(cell.rps(scenario), cell.rps(reference))
+
+
+def render(results: RedirectResults, seed: Seed, cfg: BenchConfig, report: Report) -> None:
+    rows: list[list[str]] = []
+    for (workers, connections), cell in sorted(results.cells.items()):
+        for scenario, label in SCENARIOS.items():
+            loads = cell.loads.get(scenario, [])
+            if not loads:
+                rows.append([str(workers), str(connections), label] + ["—"] * 7)
+                continue
+            events = cell.events.get(scenario)
+            answered = sum(r.answered_ok for r in loads)
+            errors = sum(r.non_3xx + r.socket_errors for r in loads)
+            rows.append([
+                str(workers), str(connections), label,
+                fmt(median([r.rps for r in loads])),
+                fmt(median([r.p50_ms for r in loads]), 2),
+                fmt(median([r.p99_ms for r in loads]), 2),
+                pct(_ratio_text(cell, scenario, "nginx")) if scenario in LINKHOP else "",
+                pct(_ratio_text(cell, scenario, "bare")) if scenario in LINKHOP else "",
+                f"{sum(events):,} / {answered:,}" if events is not None else "",
+                f"{errors:,}",
+            ])
+    notes = [
+        f"wrk -t1 -d{cfg.seconds}s --latency, {cfg.runs} round(s) per block; each figure is "
+        "the median over the rounds; each ratio is taken inside one round (then the median).",
+        f"Links: {seed.how}. Distinct-slug loads cycle through {len(seed.paths):,} paths "
+        f"with a wrk Lua script; they ran on {results.cache_note}.",
+        "The Redis-stopped loads stop the benchmark's private Redis (after a SAVE) for the "
+        "load and start it again after, inside each round.",
+        "`events / answered`: click events that reached the Kafka topic (end offsets before "
+        "and after, waited for up to 10 s) against the 2xx/3xx answers wrk counted; "
+        "`errors`: non-2xx/3xx answers plus socket errors.",
+    ]
+    notes += [f"{w} worker(s): {plan}" for w, plan in sorted(results.plans.items())]
+    redis_notes = []
+    for (workers, connections), cell in sorted(results.cells.items()):
+        for scenario in ("hot", "distinct"):
+            values = cell.redis_cmds.get(scenario)
+            if values:
+                redis_notes.append(f"{workers} worker(s), {connections} conns, {scenario}: "
+                                   f"{median(values):.3f} Redis commands per request")
+        for error in cell.errors:
+            redis_notes.append(f"{workers} worker(s), {connections} conns: {error}")
+    body = table(["workers", "conns", "scenario", "req/s", "p50 ms", "p99 ms", "vs nginx",
+                  "vs bare aiohttp", "events / answered", "errors"], rows)
+    body += "\n\n" + "\n".join(f"- {n}" for n in notes + redis_notes)
+    report.section("Redirect", body)
+    _targets(results, report)
+
+
+def _targets(results: RedirectResults, report: Report) -> None:
+    cell = results.cells.get((1, 64))
+    if cell is None:
+        return
+    hot = _ratio_text(cell, "hot", "bare")
+    distinct = _ratio_text(cell, "distinct", "bare")
+    report.target("#4", "hot link vs bare aiohttp (1 worker, 64 conns)", ">= 90 %", pct(hot),
+                  at_least(hot, 0.90))
+    report.target("#4", "distinct slugs (Redis) vs bare aiohttp (1 worker, 64 conns)",
+                  ">= 60 %", pct(distinct), at_least(distinct, 0.60))
+    for scenario in ("hot", "distinct"):
+        p99 = median([r.p99_ms for r in cell.loads.get(scenario, [])])
+        report.target("#4", f"p99, {scenario} (1 worker, 64 conns)", "< 10 ms",
+                      fmt(p99, 2, " ms"), at_most(p99, 10.0))
+    two = results.cells.get((2, 64))
+    if two is not None:
+        growth = median(two.rps("hot")) / median(cell.rps("hot")) if cell.rps("hot") else math.nan
+        report.target("#4", "2 workers vs 1, hot link req/s (64 conns; different rounds)",
+                      "> 1.0x", fmt(growth, 2, "x"), at_least(growth, 1.0001))
+    missed = {"hot": not at_least(hot, 0.90).passed,
+              "distinct": not at_least(distinct, 0.60).passed}
+    for scenario, raw in results.profiles.items():
+        if missed.get(scenario):
+            report.profiles.append((f"redirect, {SCENARIOS[scenario]}", _profile_text(raw)))
+
+
+def _profile_text(raw: str) -> str:
+    own, inclusive = profile.summarise_collapsed(raw)
+    if not own:
+        return "(py-spy recorded no samples)"
+    return ("py-spy record --nonblocking on the first worker during a 64-connection load.\n\n"
+            + table(["self time", "frame"], [[f"{s.percent:.1f} %", f"`{s.frame}`"]
+                                              for s in own])
+            + "\n\n"
+            + table(["inclusive", "frame"], [[f"{s.percent:.1f} %", f"`{s.frame}`"]
+                                              for s in inclusive]))
+

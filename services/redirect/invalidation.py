@@ -1,0 +1,61 @@
+"""The subscriber that drops cached records as soon as the management service
+announces a change (message = the changed Redis key) on ``CHANGES_CHANNEL``.
+
+It reconnects by itself when Redis goes away; after every (re)subscription it clears
+the whole cache, because announcements sent while it was away are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from services.redirect.resolve import REDIS_ERRORS, Resolver
+from shared.linkrecord import CHANGES_CHANNEL
+
+log = logging.getLogger(__name__)
+
+_RECONNECT_DELAY = 1.0
+_POLL_TIMEOUT = 1.0
+
+
+async def listen(resolver: Resolver, subscribed: asyncio.Event) -> None:
+    while True:
+        pubsub = resolver.redis.pubsub()
+        try:
+            await pubsub.subscribe(CHANGES_CHANNEL)
+            resolver.clear()
+            subscribed.set()
+            while True:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=_POLL_TIMEOUT
+                )
+                if message is not None and message.get("type") == "message":
+                    data = message["data"]
+                    resolver.invalidate(data.decode() if isinstance(data, bytes) else data)
+        except REDIS_ERRORS as exc:
+            subscribed.clear()
+            log.warning("change subscription lost (%r); cache limited to its TTL", exc)
+            await asyncio.sleep(_RECONNECT_DELAY)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+
+def invalidation_ctx(
+    resolver: Resolver, subscribed: asyncio.Event
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(listen(resolver, subscribed), name="cache-invalidation")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
