@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -131,10 +132,11 @@ def open_env() -> BenchEnv:
                    redis_url=f"redis://127.0.0.1:{REDIS_PORT}/0",
                    kafka_bootstrap=urls.kafka_bootstrap, stamp=time.strftime("%Y%m%d%H%M%S"))
     # Stop, at the end, only the stack components this run started.
-    for name, stop in (("postgres", stack.stop_postgres), ("redis", stack.stop_redis),
-                       ("kafka", stack.stop_kafka)):
+    stops: dict[str, Callable[[stack.StackPaths], None]] = {
+        "postgres": stack.stop_postgres, "redis": stack.stop_redis, "kafka": stack.stop_kafka}
+    for name, stop in stops.items():
         if not before.get(name, False):
-            env.on_close(f"stop {name}", lambda stop=stop: stop(paths))
+            env.on_close(f"stop {name}", functools.partial(stop, paths))
     try:
         asyncio.run(_drop_database(urls.database_url))
         env.database_url = stack.ensure_database(paths, BENCH_DATABASE)

@@ -59,7 +59,8 @@ def _bulk_ok(status: int, body: object, count: int) -> bool:
         body.get("links") or body.get("results") if isinstance(body, dict) else None)
     if not isinstance(items, list):
         return True
-    bad = [i for i in items if isinstance(i, dict) and (i.get("error") or i.get("success") is False)]
+    bad = [i for i in items
+           if isinstance(i, dict) and (i.get("error") or i.get("success") is False)]
     return len(items) == count and not bad
 
 

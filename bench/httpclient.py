@@ -83,10 +83,15 @@ async def steady_rate(make_call: Callable[[int], Awaitable[Answer]], *, count: i
     return timed
 
 
-async def sequential(make_call: Callable[[int], Awaitable[Answer]], *, count: int) -> Timed:
-    """``count`` calls one after the other (the latency of an idle server)."""
+async def sequential(make_call: Callable[[int], Awaitable[Answer]], *, count: int,
+                     max_seconds: float = 60.0) -> Timed:
+    """Up to ``count`` calls one after the other (the latency of an idle server), for at
+    most ``max_seconds``."""
     timed = Timed()
+    deadline = time.perf_counter() + max_seconds
     for i in range(count):
+        if time.perf_counter() > deadline:
+            break
         try:
             answer = await make_call(i)
         except (aiohttp.ClientError, TimeoutError) as exc:

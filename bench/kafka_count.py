@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 class TopicCounter:
@@ -14,16 +15,23 @@ class TopicCounter:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self._loop = asyncio.new_event_loop()
         self._topic = topic
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap,
-                                          request_timeout_ms=10_000)
         self._partitions: list[TopicPartition] = []
-        self._loop.run_until_complete(self._start())
+        self._consumer = self._loop.run_until_complete(self._start(bootstrap))
 
-    async def _start(self) -> None:
-        await self._consumer.start()
-        await self._consumer.topics()  # fetches the metadata
-        numbers = self._consumer.partitions_for_topic(self._topic) or set()
-        self._partitions = [TopicPartition(self._topic, p) for p in sorted(numbers)]
+    async def _start(self, bootstrap: str) -> AIOKafkaConsumer:
+        # aiokafka binds its client to the running loop: built inside it.
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        self._consumer = consumer
+        await consumer.start()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([self._topic])
+        finally:
+            await admin.close()
+        numbers = sorted(p["partition"] for d in described for p in d["partitions"])
+        self._partitions = [TopicPartition(self._topic, p) for p in numbers]
+        return consumer
 
     async def _total(self) -> int:
         ends = await self._consumer.end_offsets(self._partitions)

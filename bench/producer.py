@@ -39,7 +39,7 @@ def event_template(domain_id: int) -> str:
     fields = json.loads(sample.to_bytes())
     fields.update(event_id="@ID@", ts="@TS@", link_id=-7, path="@PATH@",
                   user_agent="@UA@", country="@CC@", bot=False)
-    text = json.dumps(fields, separators=(",", ":"))
+    text = json.dumps(fields, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
     text = text.replace('"@ID@"', '"{id}"').replace('"@TS@"', '"{ts}"')
     text = text.replace("-7", "{link}").replace('"@PATH@"', '"p{link}"')
     text = text.replace('"@UA@"', "{ua}").replace('"@CC@"', '"{cc}"')

@@ -45,10 +45,15 @@ def summarise_collapsed(text: str, top: int = 12) -> tuple[list[FrameShare], lis
     if total == 0:
         return [], []
 
+    # The frames in (nearly) every sample are the chain from ``main`` to the event loop:
+    # true but uninformative, so the inclusive list starts below them.
+    root = max(inclusive.values())
+    below_root = Counter({f: c for f, c in inclusive.items() if c < 0.98 * root})
+
     def shares(counter: Counter[str]) -> list[FrameShare]:
         return [FrameShare(f, 100 * c / total) for f, c in counter.most_common(top)]
 
-    return shares(own), shares(inclusive)
+    return shares(own), shares(below_root)
 
 
 def py_spy() -> str | None:

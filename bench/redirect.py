@@ -14,6 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis as redis_sync
 
@@ -30,10 +31,12 @@ from deploy.local import processes
 log = logging.getLogger("bench")
 
 NO_CACHE_PORT = REDIRECT_PORT + 4
-# Names the redirect service may give the size of its in-process cache; the first one
-# its Settings has is set to 0 for the "every request a different slug" scenarios.
-_CACHE_SIZE_FIELDS = ("local_cache_size", "cache_size", "cache_max_entries", "cache_entries",
-                      "lru_size", "local_cache_max")
+# The redirect's settings (by field name) for the "every request a different slug"
+# processes: an in-process cache of one entry (the domain's record stays cached, no
+# link does), and the Postgres-fallback rate limit lifted so that, with Redis stopped,
+# the Postgres path itself is measured rather than the limiter protecting it.
+_NO_CACHE_SETTINGS = {"cache_size": "1", "db_fallback_rate": "1000000",
+                      "db_fallback_burst": "1000000"}
 
 SCENARIOS = {
     "nginx": "nginx, fixed 301",
@@ -46,13 +49,13 @@ LINKHOP = ("hot", "distinct", "pg")
 
 
 def no_cache_env() -> dict[str, str]:
-    """The env that turns the redirect's in-process cache off, if it has such a setting."""
+    """The env of the no-cache processes; empty when the redirect has no cache setting."""
     from services.redirect.settings import Settings
 
-    for name in _CACHE_SIZE_FIELDS:
-        if name in Settings.model_fields:
-            return {f"LINKHOP_REDIRECT_{name.upper()}": "0"}
-    return {}
+    if "cache_size" not in Settings.model_fields:
+        return {}
+    return {f"LINKHOP_REDIRECT_{name.upper()}": value
+            for name, value in _NO_CACHE_SETTINGS.items() if name in Settings.model_fields}
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Cell:
     loads: dict[str, list[WrkResult]] = field(default_factory=dict)
     events: dict[str, list[int]] = field(default_factory=dict)
     redis_cmds: dict[str, list[float]] = field(default_factory=dict)
+    redis_keys: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def rps(self, scenario: str) -> list[float]:
@@ -76,12 +80,14 @@ class RedirectResults:
     profiles: dict[str, str] = field(default_factory=dict)  # scenario -> raw py-spy file
 
 
-def _redis_commands(port: int) -> int | None:
+def _redis_counts(port: int) -> tuple[int, int] | None:
+    """(commands processed, keys read) by the private Redis so far."""
     try:
-        info = redis_sync.Redis(port=port, socket_timeout=2).info("stats")
+        info: dict[str, Any] = redis_sync.Redis(port=port, socket_timeout=2).info("stats")  # type: ignore[assignment]
     except redis_sync.RedisError:
         return None
-    return int(info["total_commands_processed"])
+    return (int(info["total_commands_processed"]),
+            int(info["keyspace_hits"]) + int(info["keyspace_misses"]))
 
 
 class _Block:
@@ -107,10 +113,14 @@ class _Block:
     def _start_redirect(self, label: str, port: int, topic: str,
                         extra: dict[str, str]) -> list[servers.Spawned]:
         env = self.env.service_env(LINKHOP_REDIRECT_PORT=str(port), LINKHOP_CLICKS_TOPIC=topic,
-                                   **extra)
-        started = [servers.start_linkhop(self.env.var, "redirect", f"bench-{label}-{i}", env,
-                                         cores)
-                   for i, cores in enumerate(self.plan.workers)]
+                                   LINKHOP_REDIRECT_SECRET=f"bench-{self.env.stamp}", **extra)
+        started = [
+            servers.start_linkhop(
+                self.env.var, "redirect", f"bench-{label}-{i}",
+                {**env, "LINKHOP_REDIRECT_SPOOL_DIR": str(self.env.var / "spool" / f"{label}-{i}")},
+                cores)
+            for i, cores in enumerate(self.plan.workers)
+        ]
         self.started += started
         for server in started:
             processes.wait_healthy(f"http://127.0.0.1:{port}", process=server.process)
@@ -147,7 +157,7 @@ def _wait_redirect_healthy(port: int, timeout: float = 20.0) -> None:
 def _round(block: _Block, cell: Cell, counter: TopicCounter, connections: int,
            seconds: float, env: BenchEnv) -> None:
     for scenario in SCENARIOS:
-        redis_before = _redis_commands(env.redis_port)
+        redis_before = _redis_counts(env.redis_port)
         if scenario == "pg":
             env.stop_redis()
         baseline = counter.total() if scenario in LINKHOP else 0
@@ -166,10 +176,13 @@ def _round(block: _Block, cell: Cell, counter: TopicCounter, connections: int,
         if scenario in LINKHOP:
             events = counter.settle(baseline, result.answered_ok)
             cell.events.setdefault(scenario, []).append(events)
-        redis_after = _redis_commands(env.redis_port)
-        if scenario in ("hot", "distinct") and redis_before is not None and redis_after:
+        redis_after = _redis_counts(env.redis_port)
+        if scenario in ("hot", "distinct") and redis_before and redis_after:
+            requests = max(result.requests, 1)
             cell.redis_cmds.setdefault(scenario, []).append(
-                (redis_after - redis_before) / max(result.requests, 1))
+                (redis_after[0] - redis_before[0]) / requests)
+            cell.redis_keys.setdefault(scenario, []).append(
+                (redis_after[1] - redis_before[1]) / requests)
 
 
 def _profile(block: _Block, results: RedirectResults, seconds: int, var: Path) -> None:
@@ -183,10 +196,8 @@ def _profile(block: _Block, results: RedirectResults, seconds: int, var: Path) -
         recorder = profile.start_record(pid, seconds, output)
         if recorder is None:
             return
-        try:
+        with contextlib.suppress(WrkOutputError):
             block.load(scenario, 64, seconds + 1)
-        except WrkOutputError:
-            pass
         with contextlib.suppress(Exception):
             recorder.wait(timeout=30)
         if output.exists():
@@ -207,11 +218,7 @@ def run(env: BenchEnv, seed: Seed, cfg: BenchConfig, deadline: float) -> Redirec
             block = _Block(env, seed, cfg, workers, topic, script, plan)
             try:
                 if workers == cfg.workers[0]:
-                    results.cache_note = (
-                        "separate redirect processes with the in-process cache off "
-                        f"({', '.join(no_cache_env())})" if block.distinct_port != REDIRECT_PORT
-                        else "the same redirect processes (no setting to turn the "
-                             "in-process cache off was found)")
+                    results.cache_note = _cache_note(block.distinct_port != REDIRECT_PORT)
                 for scenario in ("nginx", "bare", "hot", "distinct"):  # warm-up, not counted
                     with contextlib.suppress(WrkOutputError):
                         block.load(scenario, 64, 1)
@@ -229,6 +236,13 @@ def run(env: BenchEnv, seed: Seed, cfg: BenchConfig, deadline: float) -> Redirec
     finally:
         counter.close()
     return results
+
+
+def _cache_note(separate: bool) -> str:
+    if not separate:
+        return "the same redirect processes (no setting to turn the in-process cache off)"
+    settings = ", ".join(f"{k}={v}" for k, v in no_cache_env().items())
+    return f"separate redirect processes with a one-entry in-process cache ({settings})"
 
 
 def _ratio_text(cell: Cell, scenario: str, reference: str) -> float:
@@ -271,10 +285,12 @@ def render(results: RedirectResults, seed: Seed, cfg: BenchConfig, report: Repor
     redis_notes = []
     for (workers, connections), cell in sorted(results.cells.items()):
         for scenario in ("hot", "distinct"):
-            values = cell.redis_cmds.get(scenario)
-            if values:
-                redis_notes.append(f"{workers} worker(s), {connections} conns, {scenario}: "
-                                   f"{median(values):.3f} Redis commands per request")
+            values, keys = cell.redis_cmds.get(scenario), cell.redis_keys.get(scenario)
+            if values and keys:
+                redis_notes.append(
+                    f"{workers} worker(s), {connections} conns, {scenario}: per request, "
+                    f"{median(values):.3f} Redis commands and {median(keys):.2f} keys read "
+                    "(INFO stats of the private Redis; one MGET carries many lookups)")
         for error in cell.errors:
             redis_notes.append(f"{workers} worker(s), {connections} conns: {error}")
     body = table(["workers", "conns", "scenario", "req/s", "p50 ms", "p99 ms", "vs nginx",

@@ -34,3 +34,24 @@ async def domain_links(conn: asyncpg.Connection, domain_id: int) -> list[asyncpg
 async def domain_team(conn: asyncpg.Connection, domain_id: int) -> int:
     team: int = await conn.fetchval("SELECT team_id FROM domains WHERE id = $1", domain_id)
     return team
+
+
+async def committed_events(conn: asyncpg.Connection, group: str, topic: str) -> int:
+    """Events the stats consumer group has committed with their rollups (its offsets)."""
+    total: int = await conn.fetchval(
+        """SELECT coalesce(sum(next_offset), 0) FROM stats_offsets
+           WHERE consumer_group = $1 AND topic = $2""",
+        group, topic,
+    )
+    return int(total)
+
+
+async def reset_stats(conn: asyncpg.Connection) -> list[str]:
+    """Empties every ``stats_*`` table of the bench database (the bench's own), so that a
+    pipeline run counts fresh clicks rather than skipping the previous run's as replays."""
+    tables: list[str] = [r["tablename"] for r in await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'stats\\_%'"
+    )]
+    if tables:
+        await conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables))
+    return tables

@@ -17,6 +17,10 @@ Public API (used by ``python -m deploy.local.stack`` and by the pytest fixtures)
   ``LINKHOP_REDIS_URL`` / ``LINKHOP_KAFKA_BOOTSTRAP``; ``start`` starts nothing local for
   those that are set.
 
+A second, independent instance (``StackPaths(root, instance="faults")``: its own
+``var/stack-faults``, ports +100, so 15532, 16479, 19192/19193) lets the fault tests stop
+and kill servers without touching the shared stack; only the Kafka jars are shared.
+
 Every call that changes something holds an exclusive ``flock`` on ``var/stack.lock``, so
 several pytest processes and CLI calls may run at once. Servers found listening on the
 stack's ports that are the right kind of server (say, the stack of another checkout of
@@ -92,6 +96,8 @@ APT_PACKAGES_JAVA = ("default-jre-headless",)
 APT_PACKAGES_MAVEN = ("maven",)
 _DB_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,62}$")
 _TOPIC_ALREADY_EXISTS = 36
+_INSTANCE_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,30}$")
+INSTANCE_PORT_OFFSET = 100
 
 
 class StackError(RuntimeError):
@@ -100,17 +106,80 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class StackPaths:
-    """Where the local stack keeps its files: everything under ``root/var``."""
+    """Where the local stack keeps its files, and the ports it listens on.
+
+    The default instance (``instance=""``) lives under ``root/var`` on the ports of
+    :mod:`shared.settings`. A named instance (``StackPaths(root, instance="faults")``) is a
+    second, fully independent stack under ``root/var/stack-<instance>`` on the ports
+    shifted by ``port_offset`` (default +100: 15532, 16479, 19192/19193), so the fault
+    tests can stop and kill its servers while others use the shared ones. Only the Kafka
+    jars (``var/kafka/libs``) are shared between instances. A named instance ignores the
+    ``LINKHOP_*`` variables: it always runs its own servers.
+    """
 
     root: Path
+    instance: str = ""
+    port_offset: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.instance and not _INSTANCE_RE.match(self.instance):
+            raise StackError(f"invalid stack instance name {self.instance!r}")
 
     @classmethod
     def default(cls) -> StackPaths:
         return cls(repo_root())
 
     @property
+    def offset(self) -> int:
+        """How far this instance's ports are from the default ones."""
+        if self.port_offset is not None:
+            return self.port_offset
+        return INSTANCE_PORT_OFFSET if self.instance else 0
+
+    @property
+    def postgres_port(self) -> int:
+        return LOCAL_POSTGRES_PORT + self.offset
+
+    @property
+    def redis_port(self) -> int:
+        return LOCAL_REDIS_PORT + self.offset
+
+    @property
+    def kafka_port(self) -> int:
+        return LOCAL_KAFKA_PORT + self.offset
+
+    @property
+    def kafka_controller_port(self) -> int:
+        return LOCAL_KAFKA_CONTROLLER_PORT + self.offset
+
+    @property
+    def database_url(self) -> str:
+        """The ``linkhop`` database of this instance."""
+        if not self.offset:
+            return DEFAULT_DATABASE_URL
+        return f"postgresql://{PG_SUPERUSER}@{HOST}:{self.postgres_port}/linkhop"
+
+    @property
+    def redis_url(self) -> str:
+        return DEFAULT_REDIS_URL if not self.offset else f"redis://{HOST}:{self.redis_port}/0"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return DEFAULT_KAFKA_BOOTSTRAP if not self.offset else f"{HOST}:{self.kafka_port}"
+
+    @property
+    def urls(self) -> StackUrls:
+        return StackUrls(self.database_url, self.redis_url, self.kafka_bootstrap)
+
+    @property
+    def honours_env(self) -> bool:
+        """Whether ``LINKHOP_*`` URLs replace this instance's servers (default one only)."""
+        return not self.instance
+
+    @property
     def var(self) -> Path:
-        return self.root / "var"
+        base = self.root / "var"
+        return base / f"stack-{self.instance}" if self.instance else base
 
     @property
     def lock_file(self) -> Path:
@@ -165,7 +234,8 @@ class StackPaths:
 
     @property
     def kafka_libs(self) -> Path:
-        return self.kafka_dir / "libs"
+        # Shared by every instance: the jars are the same and cost a Maven run to fetch.
+        return self.root / "var" / "kafka" / "libs"
 
     @property
     def kafka_data(self) -> Path:
@@ -216,6 +286,14 @@ def repo_root() -> Path:
             if (candidate / "pyproject.toml").is_file():
                 return candidate
     raise StackError("cannot find the linkhop repository root (no pyproject.toml above)")
+
+
+def _env_urls(paths: StackPaths) -> tuple[str | None, str | None, str | None]:
+    """The ``LINKHOP_*`` URLs that replace this instance's servers (none for named ones)."""
+    if not paths.honours_env:
+        return None, None, None
+    db, redis_url, kafka = (os.environ.get(name) for name in (DATABASE_ENV, REDIS_ENV, KAFKA_ENV))
+    return db or None, redis_url or None, kafka or None
 
 
 def external_urls() -> StackUrls | None:
@@ -621,7 +699,7 @@ def _pg_env() -> dict[str, str]:
 
 
 def _postgres_pid(paths: StackPaths, *, remove_stale: bool = True) -> int | None:
-    return _find_pid(paths.pg_pid, LOCAL_POSTGRES_PORT, "postgres", remove_stale=remove_stale)
+    return _find_pid(paths.pg_pid, paths.postgres_port, "postgres", remove_stale=remove_stale)
 
 
 def _make_traversable(path: Path) -> None:
@@ -702,12 +780,12 @@ def _prepare_postgres(paths: StackPaths, bin_dir: Path, user: str | None) -> Non
                 timeout=300,
             )
 
-    socket_path = paths.pg_run.resolve() / f".s.PGSQL.{LOCAL_POSTGRES_PORT}"
+    socket_path = paths.pg_run.resolve() / f".s.PGSQL.{paths.postgres_port}"
     # sun_path holds 107 bytes: past that, TCP only (pg_ctl -w does not need the socket).
     socket_dirs = str(paths.pg_run.resolve()) if len(os.fsencode(socket_path)) < 100 else ""
     settings = {
         "listen_addresses": _pg_quote(HOST),
-        "port": str(LOCAL_POSTGRES_PORT),
+        "port": str(paths.postgres_port),
         "unix_socket_directories": _pg_quote(socket_dirs),
         "max_connections": "200",
         "shared_buffers": "'128MB'",
@@ -784,9 +862,9 @@ def start_postgres(paths: StackPaths) -> str:
         assert bin_dir is not None
         pid = _postgres_pid(paths)
         if pid is None:
-            foreign = _foreign_listener(LOCAL_POSTGRES_PORT)
+            foreign = _foreign_listener(paths.postgres_port)
             if foreign:
-                raise StackError(f"port {LOCAL_POSTGRES_PORT} is taken by {foreign}")
+                raise StackError(f"port {paths.postgres_port} is taken by {foreign}")
             user = _pg_os_user(paths)
             _prepare_postgres(paths, bin_dir, user)
             log.info("starting PostgreSQL (%s)", bin_dir)
@@ -815,8 +893,8 @@ def start_postgres(paths: StackPaths) -> str:
                 raise StackError(f"{exc}\n{_tail(paths.pg_log)}") from exc
         elif _read_pid(paths.pg_pid) != pid:
             log.info("reusing PostgreSQL pid %d (not started from this checkout)", pid)
-        _wait_postgres(bin_dir, DEFAULT_DATABASE_URL, PG_START_TIMEOUT_S)
-        return _create_database(bin_dir, DEFAULT_DATABASE_URL, "linkhop")
+        _wait_postgres(bin_dir, paths.database_url, PG_START_TIMEOUT_S)
+        return _create_database(bin_dir, paths.database_url, "linkhop")
 
 
 def stop_postgres(paths: StackPaths, hard: bool = False) -> None:
@@ -862,7 +940,7 @@ def ensure_database(paths: StackPaths, name: str) -> str:
     On the server of ``LINKHOP_DATABASE_URL`` when that is set, else on the local stack
     (started if needed). Locally the owner is ``linkhop``, the role every URL uses.
     """
-    external = os.environ.get(DATABASE_ENV)
+    external = _env_urls(paths)[0]
     bin_dir = _postgres_bin_dir(paths)
     if external:
         if bin_dir is None and shutil.which("psql") is None:
@@ -873,7 +951,7 @@ def ensure_database(paths: StackPaths, name: str) -> str:
         start_postgres(paths)
         bin_dir = _postgres_bin_dir(paths)
         assert bin_dir is not None
-        return _create_database(bin_dir, DEFAULT_DATABASE_URL, name)
+        return _create_database(bin_dir, paths.database_url, name)
 
 
 # --------------------------------------------------------------------------------------
@@ -885,7 +963,9 @@ def _redis_quote(value: str) -> str:
 
 
 def _redis_pid(paths: StackPaths, *, remove_stale: bool = True) -> int | None:
-    return _find_pid(paths.redis_pid, LOCAL_REDIS_PORT, "redis-server", remove_stale=remove_stale)
+    return _find_pid(
+        paths.redis_pid, paths.redis_port, "redis-server", remove_stale=remove_stale
+    )
 
 
 def _redis_ping(port: int = LOCAL_REDIS_PORT, timeout: float = 1.0) -> bool:
@@ -903,14 +983,14 @@ def start_redis(paths: StackPaths) -> str:
         pid = _redis_pid(paths)
         if pid is None:
             _ensure_components_installed(paths, postgres=False, redis=True, kafka=False)
-            foreign = _foreign_listener(LOCAL_REDIS_PORT)
+            foreign = _foreign_listener(paths.redis_port)
             if foreign:
-                raise StackError(f"port {LOCAL_REDIS_PORT} is taken by {foreign}")
+                raise StackError(f"port {paths.redis_port} is taken by {foreign}")
             paths.redis_dir.mkdir(parents=True, exist_ok=True)
             redis_dir = paths.redis_dir.resolve()
             paths.redis_conf.write_text(
                 "# Written by deploy/local/stack.py on every start: edit it there.\n"
-                f"port {LOCAL_REDIS_PORT}\n"
+                f"port {paths.redis_port}\n"
                 f"bind {HOST}\n"
                 "protected-mode yes\n"
                 "daemonize yes\n"
@@ -928,9 +1008,9 @@ def start_redis(paths: StackPaths) -> str:
             _run([server, paths.redis_conf.resolve()], what="redis-server", timeout=30)
         elif _read_pid(paths.redis_pid) != pid:
             log.info("reusing Redis pid %d (not started from this checkout)", pid)
-        if not _wait_until(_redis_ping, REDIS_READY_TIMEOUT_S):
+        if not _wait_until(lambda: _redis_ping(paths.redis_port), REDIS_READY_TIMEOUT_S):
             raise StackError(f"Redis does not answer PING\n{_tail(paths.redis_log)}")
-        return DEFAULT_REDIS_URL
+        return paths.redis_url
 
 
 def stop_redis(paths: StackPaths, hard: bool = False) -> None:
@@ -949,7 +1029,7 @@ def stop_redis(paths: StackPaths, hard: bool = False) -> None:
 
 
 def _kafka_pid(paths: StackPaths, *, remove_stale: bool = True) -> int | None:
-    return _find_pid(paths.kafka_pid, LOCAL_KAFKA_PORT, "kafka.Kafka", remove_stale=remove_stale)
+    return _find_pid(paths.kafka_pid, paths.kafka_port, "kafka.Kafka", remove_stale=remove_stale)
 
 
 def _kafka_cluster_id(paths: StackPaths) -> str:
@@ -978,10 +1058,10 @@ def _write_kafka_config(paths: StackPaths) -> None:
     properties = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "controller.quorum.voters": f"1@{HOST}:{LOCAL_KAFKA_CONTROLLER_PORT}",
-        "listeners": f"PLAINTEXT://{HOST}:{LOCAL_KAFKA_PORT},"
-        f"CONTROLLER://{HOST}:{LOCAL_KAFKA_CONTROLLER_PORT}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{LOCAL_KAFKA_PORT}",
+        "controller.quorum.voters": f"1@{HOST}:{paths.kafka_controller_port}",
+        "listeners": f"PLAINTEXT://{HOST}:{paths.kafka_port},"
+        f"CONTROLLER://{HOST}:{paths.kafka_controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{paths.kafka_port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -1154,15 +1234,16 @@ def _await_kafka(paths: StackPaths, pid: int, timeout: float = KAFKA_READY_TIMEO
         )
 
     deadline = time.monotonic() + timeout
-    if not _wait_until(lambda: _port_open(LOCAL_KAFKA_PORT) or not alive(), timeout, 0.2):
-        raise failure(f"Kafka (pid {pid}) does not listen on {LOCAL_KAFKA_PORT} after {timeout} s")
+    port = paths.kafka_port
+    if not _wait_until(lambda: _port_open(port) or not alive(), timeout, 0.2):
+        raise failure(f"Kafka (pid {pid}) does not listen on {port} after {timeout} s")
     if not alive():
         raise failure(f"Kafka (pid {pid}) exited while starting")
     remaining = max(deadline - time.monotonic(), 5.0)
     try:
         _run_async(
             lambda: _kafka_wait_ready(
-                DEFAULT_KAFKA_BOOTSTRAP, alive, remaining, CLICKS_TOPIC, CLICKS_PARTITIONS
+                paths.kafka_bootstrap, alive, remaining, CLICKS_TOPIC, CLICKS_PARTITIONS
             )
         )
     except StackError as exc:
@@ -1177,7 +1258,7 @@ def _start_kafka_process(paths: StackPaths) -> int:
             log.info("reusing Kafka pid %d (not started from this checkout)", pid)
         return pid
     _ensure_components_installed(paths, postgres=False, redis=False, kafka=True)
-    for port in (LOCAL_KAFKA_PORT, LOCAL_KAFKA_CONTROLLER_PORT):
+    for port in (paths.kafka_port, paths.kafka_controller_port):
         foreign = _foreign_listener(port)
         if foreign:
             raise StackError(f"port {port} is taken by {foreign}")
@@ -1193,7 +1274,7 @@ def start_kafka(paths: StackPaths) -> str:
     with _locked(paths):
         pid = _start_kafka_process(paths)
         _await_kafka(paths, pid)
-        return DEFAULT_KAFKA_BOOTSTRAP
+        return paths.kafka_bootstrap
 
 
 def stop_kafka(paths: StackPaths, hard: bool = False) -> None:
@@ -1219,7 +1300,7 @@ def start(paths: StackPaths) -> StackUrls:
     Kafka's JVM boots while PostgreSQL and Redis start; the call returns only when all of
     them answer real requests.
     """
-    env_db, env_redis, env_kafka = (os.environ.get(n) for n in (DATABASE_ENV, REDIS_ENV, KAFKA_ENV))
+    env_db, env_redis, env_kafka = _env_urls(paths)
     with _locked(paths):
         # One apt-get run for everything missing; Maven only if Kafka must be launched.
         _ensure_components_installed(
@@ -1236,7 +1317,7 @@ def start(paths: StackPaths) -> StackUrls:
         return StackUrls(
             database_url=database_url,
             redis_url=redis_url,
-            kafka_bootstrap=env_kafka or DEFAULT_KAFKA_BOOTSTRAP,
+            kafka_bootstrap=env_kafka or paths.kafka_bootstrap,
         )
 
 
@@ -1260,9 +1341,11 @@ def status(paths: StackPaths) -> dict[str, bool]:
     """Which local servers run and accept connections on their port."""
     return {
         "postgres": _postgres_pid(paths, remove_stale=False) is not None
-        and _port_open(LOCAL_POSTGRES_PORT),
-        "redis": _redis_pid(paths, remove_stale=False) is not None and _redis_ping(),
-        "kafka": _kafka_pid(paths, remove_stale=False) is not None and _port_open(LOCAL_KAFKA_PORT),
+        and _port_open(paths.postgres_port),
+        "redis": _redis_pid(paths, remove_stale=False) is not None
+        and _redis_ping(paths.redis_port),
+        "kafka": _kafka_pid(paths, remove_stale=False) is not None
+        and _port_open(paths.kafka_port),
     }
 
 
@@ -1273,9 +1356,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=("install", "start", "stop", "status"))
     parser.add_argument("--root", type=Path, default=None, help="repository root")
+    parser.add_argument(
+        "--instance",
+        default="",
+        help="a second, independent stack (var/stack-NAME, ports +100), e.g. 'faults'",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    paths = StackPaths(args.root.resolve() if args.root else repo_root())
+    try:
+        paths = StackPaths(args.root.resolve() if args.root else repo_root(), args.instance)
+    except StackError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         if args.command == "install":
             ensure_installed(paths)

@@ -1,24 +1,94 @@
-"""The redirect service's application factory."""
+"""The redirect service's application factory.
+
+Every client is made in a cleanup_ctx and none of them has to answer for the service
+to start: Redis is connected lazily (the breaker covers its absence), the read-only
+Postgres pool is made on first need, and Kafka's absence sends events to the spool.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
+from services.redirect.edge import Edge, derive_key, service_secret
 from services.redirect.events import ClickEmitter, emitter_ctx
-from services.redirect.handlers import redirect
-from services.redirect.keys import EMITTER, SETTINGS
+from services.redirect.geo import GeoLocator, ProxyTrust
+from services.redirect.handlers import redirect, robots, unlock
+from services.redirect.invalidation import invalidation_ctx
+from services.redirect.keys import EDGE, SETTINGS
+from services.redirect.resolve import REDIS_ERRORS, LazyPool, LookupUnavailable, Resolver
 from services.redirect.settings import Settings
-from shared.health import add_health_route
-from shared.resources import redis_ctx
+from services.redirect.status import health, metrics
+from services.redirect.unlock import AttemptLimiter
+from shared.errors import error_middleware
+from shared.resources import REDIS, CleanupCtx, create_redis
+
+log = logging.getLogger(__name__)
+
+
+def _edge_ctx(settings: Settings) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        client = create_redis(settings, max_connections=settings.redis_max_connections)
+        pool = LazyPool(settings)
+        trust = ProxyTrust(settings.trusted_proxies)
+        geo = GeoLocator(edge=settings.geo_headers, trust=trust,
+                         database=settings.geoip_database)
+        secret = service_secret(settings)
+        edge = Edge(
+            settings=settings,
+            resolver=Resolver(settings, client, pool),
+            emitter=ClickEmitter(settings),
+            geo=geo,
+            trust=trust,
+            unlock_key=derive_key(secret, "unlock-cookie"),
+            visitor_key=derive_key(secret, "visitor-hash"),
+            attempts=AttemptLimiter(settings.password_attempts,
+                                    settings.password_window.total_seconds()),
+        )
+        app[REDIS] = client
+        app[EDGE] = edge
+        try:
+            await client.ping()
+        except REDIS_ERRORS as exc:
+            log.warning("redis unavailable at start (%r); serving from postgres", exc)
+        with contextlib.suppress(LookupUnavailable):
+            await pool.get()
+        try:
+            yield
+        finally:
+            await edge.resolver.close()
+            await pool.close()
+            geo.close()
+            await client.aclose()
+
+    return ctx
+
+
+async def _emitter_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Click delivery; after :func:`_edge_ctx`, whose edge it needs."""
+    async for _ in emitter_ctx(app[EDGE].emitter)(app):
+        yield
+
+
+async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
+    edge = app[EDGE]
+    async for _ in invalidation_ctx(edge.resolver, edge.subscribed)(app):
+        yield
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
     app[SETTINGS] = settings
-    emitter = ClickEmitter(settings.event_queue_size)
-    app[EMITTER] = emitter
-    app.cleanup_ctx.append(redis_ctx(settings))
-    app.cleanup_ctx.append(emitter_ctx(settings, emitter))
-    add_health_route(app)
+    app.cleanup_ctx.append(_edge_ctx(settings))
+    app.cleanup_ctx.append(_emitter_ctx)
+    app.cleanup_ctx.append(_invalidation_ctx)
+    # Registered before the catch-all: no link can shadow these.
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/robots.txt", robots)
     app.router.add_get("/{path:.*}", redirect)
+    app.router.add_post("/{path:.*}", unlock)
     return app

@@ -59,7 +59,9 @@ class MGetBatcher:
         self.batches += 1
         self.lookups += len(waiters)
         try:
-            reply: Reply = await self._client.execute_command("MGET", *keys)
+            reply: Reply = await self._client.execute_command(  # type: ignore[no-untyped-call]
+                "MGET", *keys
+            )
         except BaseException as exc:
             for _, _, future in waiters:
                 if not future.done():

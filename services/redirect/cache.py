@@ -4,9 +4,10 @@ Entries are keyed by the Redis key they came from (``lh:d:{host}``, ``lh:l:{host
 so a change announcement (whose message is exactly that key) drops the right entry. A
 ``None`` value is a remembered miss (negative entry), kept for its own, longer TTL.
 
-The ``epoch`` counts invalidations: a lookup notes it before going to Redis and stores its
-answer only when no invalidation happened meanwhile, so an answer fetched just before a
-change can never be cached after the change was announced.
+An invalidation is remembered (per key, for ``_REMEMBER_INVALIDATIONS`` seconds): a lookup
+notes when it started (:meth:`stamp`) and its answer is stored only when its key was not
+invalidated since, so an answer fetched just before a change can never be cached after
+the change was announced. Invalidations of other keys do not hold it back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
-_MISSING = object()
+# Longer than any lookup can take (Redis and Postgres waits are bounded well below it).
+_REMEMBER_INVALIDATIONS = 30.0
 
 
 class RecordCache(Generic[V]):
@@ -26,7 +28,12 @@ class RecordCache(Generic[V]):
         self._maxsize = maxsize
         self._ttl = ttl
         self._negative_ttl = negative_ttl
-        self.epoch = 0
+        self._invalidated: OrderedDict[str, float] = OrderedDict()
+        self._cleared_at = float("-inf")
+
+    @staticmethod
+    def stamp() -> float:
+        return monotonic()
 
     def get(self, key: str) -> tuple[bool, V | None]:
         """(found, value); value None with found True is a remembered miss."""
@@ -39,9 +46,11 @@ class RecordCache(Generic[V]):
         self._data.move_to_end(key)
         return True, entry[1]
 
-    def put(self, key: str, value: V | None, epoch: int | None = None) -> None:
-        if epoch is not None and epoch != self.epoch:
-            return  # invalidated while the value was being fetched: it may be stale
+    def put(self, key: str, value: V | None, since: float | None = None) -> None:
+        if since is not None:
+            invalidated = self._invalidated.get(key, self._cleared_at)
+            if invalidated >= since or self._cleared_at >= since:
+                return  # invalidated while the value was being fetched: it may be stale
         ttl = self._ttl if value is not None else self._negative_ttl
         self._data[key] = (monotonic() + ttl, value)
         self._data.move_to_end(key)
@@ -49,12 +58,21 @@ class RecordCache(Generic[V]):
             self._data.popitem(last=False)
 
     def invalidate(self, key: str) -> None:
-        self.epoch += 1
+        now = monotonic()
         self._data.pop(key, None)
+        self._invalidated[key] = now
+        self._invalidated.move_to_end(key)
+        horizon = now - _REMEMBER_INVALIDATIONS
+        remembered = self._invalidated
+        while remembered and (
+            next(iter(remembered.values())) < horizon or len(remembered) > self._maxsize
+        ):
+            remembered.popitem(last=False)
 
     def clear(self) -> None:
-        self.epoch += 1
+        self._cleared_at = monotonic()
         self._data.clear()
+        self._invalidated.clear()
 
     def __len__(self) -> int:
         return len(self._data)

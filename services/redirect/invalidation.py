@@ -43,7 +43,7 @@ async def listen(resolver: Resolver, subscribed: asyncio.Event) -> None:
             await asyncio.sleep(_RECONNECT_DELAY)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def invalidation_ctx(

@@ -16,7 +16,7 @@ _GONE = """<!doctype html><html><head><meta charset="utf-8"><title>Link expired<
 </head><body><h1>Link expired</h1><p>This short link is no longer available.</p>
 </body></html>"""
 
-_PASSWORD = """<!doctype html><html><head><meta charset="utf-8">
+_UNLOCK_FORM = """<!doctype html><html><head><meta charset="utf-8">
 <meta name="robots" content="noindex"><title>Password required</title></head><body>
 <h1>This link is protected</h1>{message}
 <form method="post" action="{action}">
@@ -40,7 +40,7 @@ def gone_page() -> web.Response:
 def password_page(action: str, *, status: int = 200, message: str | None = None
                   ) -> web.Response:
     note = f"<p>{escape(message)}</p>" if message else ""
-    text = _PASSWORD.format(action=escape(action, quote=True), message=note)
+    text = _UNLOCK_FORM.format(action=escape(action, quote=True), message=note)
     return web.Response(status=status, text=text, content_type=_HTML, headers=_NO_STORE)
 
 

@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from time import monotonic
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import asyncpg
@@ -144,7 +144,7 @@ class Resolver:
         self.store = RecordStore(client)
         self.pool = pool
         self._budget = TokenBucket(settings.db_fallback_rate, settings.db_fallback_burst)
-        self._flights: dict[str, asyncio.Future[object]] = {}
+        self._flights: dict[str, asyncio.Future[Any]] = {}
         self._background: set[asyncio.Task[object]] = set()
         self.db_lookups = 0
         self.redis_errors = 0
@@ -179,7 +179,7 @@ class Resolver:
     async def _fetch(
         self, hostname: str, path: str
     ) -> tuple[DomainRecord | None, LinkRecord | None]:
-        depoch, lepoch = self.domains.epoch, self.links.epoch
+        since = RecordCache.stamp()
         dkey = domain_key(hostname)
         folded = path.lower()
         exact_key, folded_key = link_key(hostname, path), link_key(hostname, folded)
@@ -199,7 +199,7 @@ class Resolver:
             domain: DomainRecord | None = DomainRecord.model_validate_json(domain_raw)
         else:
             domain = await self._from_db(dkey, lambda: self._db_domain(hostname), redis_ok)
-        self.domains.put(dkey, domain, depoch)
+        self.domains.put(dkey, domain, since)
         if domain is None or domain.deleted:
             return domain, None
         lkey = exact_key if domain.case_sensitive else folded_key
@@ -211,7 +211,7 @@ class Resolver:
             link = await self._from_db(
                 lkey, lambda: self._db_link(hostname, domain, path_key), redis_ok
             )
-        self.links.put(lkey, link, lepoch)
+        self.links.put(lkey, link, since)
         return domain, link
 
     async def _from_db(
@@ -232,7 +232,7 @@ class Resolver:
             flight = asyncio.ensure_future(query())
             self._flights[key] = flight
             flight.add_done_callback(lambda _: self._flights.pop(key, None))
-        result: T | None = await asyncio.shield(flight)  # type: ignore[assignment]
+        result: T | None = await asyncio.shield(flight)
         return result
 
     async def _db_domain(self, hostname: str) -> DomainRecord | None:

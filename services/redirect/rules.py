@@ -15,17 +15,18 @@ The handler only gathers facts (:class:`Visit`) and renders the :class:`Decision
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
+from typing import Literal
 
 from services.redirect.urls import add_utm, is_http_url, pass_query, safe_location
 from services.redirect.visitor import split_side
 from shared.linkrecord import DomainRecord, LinkRecord
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     REDIRECT = "redirect"
     CLOAK = "cloak"
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105 (an outcome name, not a secret)
     EXPIRED = "expired"
     NOT_FOUND = "not_found"
 
@@ -47,7 +48,7 @@ class Decision:
     outcome: Outcome
     status: int
     location: str | None = None  # safe for a Location header
-    ab_side: str | None = None
+    ab_side: Literal["a", "b"] | None = None
 
 
 _NOT_FOUND_PAGE = Decision(Outcome.NOT_FOUND, 404)
@@ -94,7 +95,7 @@ def decide(domain: DomainRecord | None, link: LinkRecord | None, visit: Visit) -
     return Decision(Outcome.REDIRECT, link.redirect_type or domain.redirect_type, location, side)
 
 
-def _target(link: LinkRecord, visit: Visit) -> tuple[str, str | None]:
+def _target(link: LinkRecord, visit: Visit) -> tuple[str, Literal["a", "b"] | None]:
     if visit.user_agent_device == "ios" and link.iphone_url:
         return link.iphone_url, None
     if visit.user_agent_device == "android" and link.android_url:

@@ -51,7 +51,7 @@ class Settings(CommonSettings):
 
     # Geography: an edge header is trusted only when the peer is in ``trusted_proxies``.
     geo_headers: GeoHeaders | None = None
-    trusted_proxies: list[IPv4Network | IPv6Network] = []
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     # A MaxMind-format (.mmdb) country or city database; else the bundled RIR data.
     geoip_database: Path | None = None
     # Truncate (IPv4 /24, IPv6 /48) instead of dropping the IP of domains hiding IPs.

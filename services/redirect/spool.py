@@ -64,9 +64,9 @@ class Spool:
 
     def _replayable(self) -> Iterator[Path]:
         for path in sorted(self.directory.iterdir()):
-            if path.suffix == ".ready":
-                yield path
-            elif path.suffix == ".replaying" and not _alive(_claimer(path)):
+            if path.suffix == ".ready" or (
+                path.suffix == ".replaying" and not _alive(_claimer(path))
+            ):
                 yield path
             elif path.suffix == ".spool" and path != self._current and not _alive(
                 _writer(path)

@@ -7,6 +7,7 @@ import hashlib
 import re
 from functools import lru_cache
 from ipaddress import ip_address, ip_network
+from typing import Literal
 
 import crawleruseragents  # type: ignore[import-untyped]
 
@@ -49,7 +50,7 @@ def visitor_hash(key: bytes, ip: str, user_agent: str) -> str:
     return digest.hexdigest()
 
 
-def split_side(visitor: str, link_id: int, split_percent: int) -> str:
+def split_side(visitor: str, link_id: int, split_percent: int) -> Literal["a", "b"]:
     """'b' for ``split_percent`` % of visitors, stable per visitor and link."""
     bucket = int.from_bytes(
         hashlib.blake2b(f"{visitor}:{link_id}".encode(), digest_size=8).digest(), "big"

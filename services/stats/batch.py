@@ -16,6 +16,7 @@ class RawRecord:
     partition: int
     offset: int
     value: bytes | None
+    key: bytes | None = None
 
 
 @dataclass

@@ -144,8 +144,8 @@ class ClickConsumer:
                 timeout_ms=timeout_ms, max_records=settings.batch_max_records
             )
             batches = [
-                partition_batch(tp.partition,
-                                [RawRecord(tp.partition, m.offset, m.value) for m in messages])
+                partition_batch(tp.partition, [RawRecord(tp.partition, m.offset, m.value, m.key)
+                                               for m in messages])
                 for tp, messages in polled.items()
                 if messages
             ]
@@ -172,7 +172,10 @@ class ClickConsumer:
                 ("source-partition", str(record.partition).encode()),
                 ("source-offset", str(record.offset).encode()),
             ]
-            sends.append(await self._producer.send(topic, value=record.value, headers=headers))
+            # Kafka refuses a message with neither key nor value: an empty key stands in.
+            key = record.key if record.key is not None or record.value is not None else b""
+            sends.append(await self._producer.send(topic, key=key, value=record.value,
+                                                   headers=headers))
         await asyncio.gather(*sends)
 
     async def _commit(self, offsets: dict[int, int]) -> None:
@@ -200,6 +203,9 @@ def consumer_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterato
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=int(settings.kafka_session_timeout.total_seconds() * 1000),
+            heartbeat_interval_ms=max(
+                100, int(settings.kafka_session_timeout.total_seconds() * 1000 / 4)),
         )
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
         consumer.subscribe(

@@ -268,8 +268,9 @@ async def unique_visitors(conn: Any, link_id: int, lo: datetime, hi: datetime) -
     """Distinct visitor hashes over the UTC days overlapping ``[lo, hi)`` (exact)."""
     count: int = await conn.fetchval(
         """SELECT count(DISTINCT visitor) FROM stats_link_visitors
-           WHERE link_id = $1 AND day >= ($2 AT TIME ZONE 'UTC')::date
-             AND day <= (($3 - interval '1 microsecond') AT TIME ZONE 'UTC')::date""",
+           WHERE link_id = $1 AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
+             AND day <= (($3::timestamptz - interval '1 microsecond')
+                         AT TIME ZONE 'UTC')::date""",
         link_id, lo, hi)
     return count
 

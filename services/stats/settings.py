@@ -16,6 +16,9 @@ class Settings(CommonSettings):
     run_consumer: bool = True
     batch_max_records: int = 5000
     poll_timeout: timedelta = timedelta(milliseconds=200)
+    # How long the group waits for a silent (crashed) member before giving its partitions
+    # to the others; the broker's floor is group.min.session.timeout.ms (6 s by default).
+    kafka_session_timeout: timedelta = timedelta(seconds=10)
     # Invalid events go to "<clicks topic><suffix>" with the reason in a header.
     dead_letter_suffix: str = ".dlq"
     # After a failed batch (database or Kafka away) the consumer waits, doubling up to

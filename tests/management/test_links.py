@@ -223,6 +223,13 @@ async def test_tenancy_is_enforced_everywhere(api: Client, tenant: Tenant, db: a
             await api.get("/links/expand", headers=h,
                           params={"domain": tenant.hostname, "path": "mine"}),
             await api.get("/api/links", headers=h, params={"domain_id": tenant.domain_id}),
+            await api.get(f"/links/folders/{tenant.domain_id}", headers=h),
+            await api.post("/links/folders", headers=h,
+                           json={"domainId": tenant.domain_id, "name": "x"}),
+            await api.get("/links/multiple-by-url", headers=h, params={
+                "domain_id": tenant.domain_id, "originalURL": "https://example.com/x"}),
+            await api.post("/links/qr/bulk", headers=h, json={
+                "linkIds": [lid], "type": "png", "useDomainSettings": False}),
             await api.post("/links", headers=h, json={"domain": tenant.hostname,
                                                       "originalURL": "https://e.com/"}),
             await api.post("/links/bulk", headers=h, json={
@@ -260,10 +267,11 @@ async def test_list_pages_with_keyset_token(api: Client, tenant: Tenant) -> None
     desc = await (await api.get("/api/links", headers=auth(tenant), params={
         "domain_id": tenant.domain_id})).json()
     assert [x["idString"] for x in desc["links"]] == [m["idString"] for m in reversed(made)]
-    for bad in ({"limit": 151}, {"pageToken": "garbage!"}, {"beforeDate": "never"},
-                {"dateSortOrder": "sideways"}):
-        answer = await api.get("/api/links", headers=auth(tenant),
-                               params={"domain_id": tenant.domain_id} | bad)
+    bads: list[dict[str, str | int]] = [{"limit": 151}, {"pageToken": "garbage!"},
+                                        {"beforeDate": "never"}, {"dateSortOrder": "sideways"}]
+    base: dict[str, str | int] = {"domain_id": tenant.domain_id}
+    for bad in bads:
+        answer = await api.get("/api/links", headers=auth(tenant), params=base | bad)
         assert answer.status == 400, bad
 
 

@@ -82,7 +82,7 @@ async def update_link(request: web.Request) -> web.Response:
 
 async def delete_link(request: web.Request) -> web.Response:
     who = await principal(request)
-    id_string = request.match_info["link_id"]
+    id_string = request.match_info["linkId"]
     await service.delete_links(request.app[DB_POOL], request.app[REDIS], who, [id_string])
     return json_response({"success": True, "idString": id_string})
 
@@ -199,7 +199,8 @@ ENDPOINTS = [
              response=LinkResponse),
     Endpoint("POST", "/links/{linkId}", update_link, summary="Update a link", tags=_TAGS,
              request=UpdateLinkRequest, response=LinkResponse, errors=_WRITE_ERRORS),
-    Endpoint("DELETE", "/links/{link_id}", delete_link, summary="Delete a link", tags=_TAGS),
+    # Short.io's SDK names this parameter link_id; one name keeps the OpenAPI paths valid.
+    Endpoint("DELETE", "/links/{linkId}", delete_link, summary="Delete a link", tags=_TAGS),
 ]
 
 

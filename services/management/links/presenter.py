@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from services.management.links.validation import EPOCH
+
 
 def epoch_ms(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
+    return None if value is None else (value - EPOCH) // timedelta(milliseconds=1)
 
 
 def link_json(row: asyncpg.Record, scheme: str = "https") -> dict[str, Any]:

@@ -31,9 +31,25 @@ _LENGTHS: Final = {
 DEFAULT_SLUG_LENGTH: Final = _LENGTHS["random"][0]
 
 
+def draw(alphabet: str, length: int) -> str:
+    """``length`` uniform picks from ``alphabet`` (at most 256 characters), from one
+    ``secrets.token_bytes`` call: bytes past the largest multiple of the alphabet size
+    are rejected, so there is no modulo bias. (secrets.choice per character is ~20x
+    slower, which a bulk create of 1000 links notices.)"""
+    size = len(alphabet)
+    cutoff = 256 - 256 % size
+    picked: list[str] = []
+    while len(picked) < length:
+        for byte in secrets.token_bytes(2 * (length - len(picked)) + 4):
+            if byte < cutoff:
+                picked.append(alphabet[byte % size])
+                if len(picked) == length:
+                    break
+    return "".join(picked)
+
+
 def random_slug(length: int = DEFAULT_SLUG_LENGTH, *, case_sensitive: bool = True) -> str:
-    alphabet = _BASE62 if case_sensitive else _BASE36
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+    return draw(_BASE62 if case_sensitive else _BASE36, length)
 
 
 def slug_for(link_type: str, *, case_sensitive: bool) -> str:
@@ -58,8 +74,8 @@ def base36(number: int) -> str:
 
 
 def new_id_string() -> str:
-    return "lnk_" + "".join(secrets.choice(_BASE62) for _ in range(16))
+    return "lnk_" + draw(_BASE62, 16)
 
 
 def new_folder_id() -> str:
-    return "fld_" + "".join(secrets.choice(_BASE62) for _ in range(16))
+    return "fld_" + draw(_BASE62, 16)

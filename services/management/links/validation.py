@@ -9,12 +9,13 @@ checks the hostnames these functions return.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 from services.management.domains.hostnames import normalize_hostname
 
 MAX_URL_LENGTH = 4096
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_PATH_LENGTH = 128
 # Whitespace, C0/C1 controls, DEL, and the Unicode line/paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029\ufeff]")
@@ -68,7 +69,9 @@ def validate_destination(url: str, field: str = "originalURL") -> str:
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"{field} has an invalid port") from None
+        port = 0
+    if port == 0:
+        raise ValueError(f"{field} has an invalid port")
     host = parts.hostname or ""
     if ":" in host:
         ascii_host = f"[{host}]"  # IPv6 literal
@@ -129,7 +132,8 @@ def parse_instant(value: int | float | str, field: str) -> datetime:
         value = int(value.strip())
     if isinstance(value, int | float):
         try:
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
+            # timedelta keeps whole milliseconds exact (a float division would not).
+            return EPOCH + timedelta(milliseconds=value)
         except (OverflowError, OSError, ValueError):
             raise ValueError(f"{field} is out of range") from None
     try:

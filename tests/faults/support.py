@@ -1,0 +1,290 @@
+"""What the fault tests share: the services as real processes on the faults stack, a
+steady bounded load of redirects, and the click accounting by event id.
+
+Everything here talks to the *faults* instance of the local stack (ports +100, its own
+``var/stack-faults``), never to the shared one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from deploy.local import processes, stack
+
+SERVICE_START_TIMEOUT_S = 40.0
+
+
+@dataclass(frozen=True)
+class FaultStack:
+    """The faults instance: its paths (to stop and start servers) and URLs."""
+
+    paths: stack.StackPaths
+    database_url: str
+    redis_url: str
+    kafka_bootstrap: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "LINKHOP_DATABASE_URL": self.database_url,
+            "LINKHOP_REDIS_URL": self.redis_url,
+            "LINKHOP_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+        }
+
+
+@dataclass
+class Service:
+    """``python -m services.NAME`` on a free loopback port of its own."""
+
+    fault_stack: FaultStack
+    name: str
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    port: int = 0
+    label: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.label = f"{self.name}-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.fault_stack.paths.var / "log" / f"{self.label}.log"
+
+    def start(self, *, wait: bool = True) -> None:
+        if not self.port:
+            self.port = processes.free_port()
+        env = {
+            **self.fault_stack.env(),
+            f"LINKHOP_{self.name.upper()}_PORT": str(self.port),
+            "LINKHOP_LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+        self.process = processes.start_service(
+            self.fault_stack.paths.var, self.name, env, instance=self.label
+        )
+        if wait:
+            self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = SERVICE_START_TIMEOUT_S) -> None:
+        try:
+            processes.wait_healthy(self.url, timeout=timeout, process=self.process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise AssertionError(f"{self.label} did not start: {exc}\n{self.log_tail()}") from exc
+
+    def stop(self, *, hard: bool = False) -> None:
+        processes.stop_service(self.fault_stack.paths.var, self.label, hard=hard, timeout=20)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def kill(self) -> None:
+        self.stop(hard=True)
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return f"(no log {self.log_file})"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------------------
+# Load.
+
+
+@dataclass
+class LoadResult:
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    # Requests answered with a redirect (each accepted one click event).
+    redirected: int = 0
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values()) + sum(self.errors.values())
+
+    def quantile(self, q: float) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else 0.0
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q * 100) - 1]
+
+    def summary(self) -> str:
+        return (f"sent={self.sent} statuses={dict(self.statuses)} errors={dict(self.errors)} "
+                f"p50={self.quantile(0.5) * 1000:.1f}ms p99={self.quantile(0.99) * 1000:.1f}ms")
+
+
+REDIRECT_STATUSES = frozenset({301, 302, 307, 308})
+
+
+async def steady_load(
+    base_url: str,
+    host: str,
+    path: str,
+    *,
+    requests: int,
+    rate: float,
+    concurrency: int = 8,
+    timeout: float = 5.0,
+) -> LoadResult:
+    """``requests`` GETs at ``rate`` per second (paced, at most ``concurrency`` in flight)."""
+    result = LoadResult()
+    limit = asyncio.Semaphore(concurrency)
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(timeout=client_timeout, connector=connector) as session:
+
+        async def one() -> None:
+            async with limit:
+                started = time.monotonic()
+                try:
+                    async with session.get(f"{base_url}/{path}", headers={"Host": host},
+                                           allow_redirects=False) as answer:
+                        await answer.read()
+                        result.statuses[answer.status] += 1
+                        if answer.status in REDIRECT_STATUSES:
+                            result.redirected += 1
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    result.errors[type(exc).__name__] += 1
+                    return
+                result.latencies.append(time.monotonic() - started)
+
+        tasks = []
+        start = time.monotonic()
+        for i in range(requests):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Accounting: events the redirect service accepted vs. clicks counted, by event id.
+
+
+@dataclass(frozen=True)
+class Accounting:
+    accepted: int  # redirects answered (one event each)
+    on_topic: int  # messages on the topic (duplicates allowed: at-least-once delivery)
+    topic_ids: frozenset[str]  # distinct event ids on the topic
+    counted_ids: frozenset[str]  # event ids in the stats raw click table
+    rollup_clicks: int  # the link's clicks in the hourly rollups
+
+    @property
+    def lost(self) -> int:
+        return len(self.topic_ids - self.counted_ids) + max(0, self.accepted - len(self.topic_ids))
+
+    @property
+    def doubled(self) -> int:
+        return self.rollup_clicks - len(self.counted_ids)
+
+    def exact(self) -> bool:
+        return (
+            self.accepted == len(self.topic_ids) == len(self.counted_ids) == self.rollup_clicks
+            and self.topic_ids == self.counted_ids
+        )
+
+    def summary(self) -> str:
+        return (f"accepted={self.accepted} on_topic={self.on_topic} "
+                f"distinct_on_topic={len(self.topic_ids)} counted={len(self.counted_ids)} "
+                f"rollup={self.rollup_clicks} lost={self.lost} doubled={self.doubled}")
+
+
+async def topic_event_ids(bootstrap: str, topic: str) -> tuple[int, frozenset[str]]:
+    """Every message of ``topic`` (read to its end): (message count, distinct event ids)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = sorted(p["partition"] for p in described["partitions"])
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        if not assigned:
+            return 0, frozenset()
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        count = 0
+        ids: set[str] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in assigned]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, assigned, strict=True)):
+                break
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    count += 1
+                    ids.add(str(json.loads(record.value)["event_id"]))
+        return count, frozenset(ids)
+    finally:
+        await consumer.stop()
+
+
+async def counted(database_url: str, link_id: int) -> tuple[frozenset[str], int]:
+    conn = await asyncpg.connect(database_url, timeout=5)
+    try:
+        rows = await conn.fetch("SELECT event_id FROM stats_clicks WHERE link_id = $1", link_id)
+        rollup = await conn.fetchval(
+            "SELECT coalesce(sum(clicks), 0) FROM stats_link_hourly WHERE link_id = $1", link_id
+        )
+    finally:
+        await conn.close()
+    return frozenset(str(r["event_id"]) for r in rows), int(rollup)
+
+
+async def settle_accounting(
+    fault_stack: FaultStack, topic: str, link_id: int, accepted: int, *, timeout: float = 60.0
+) -> Accounting:
+    """Waits (bounded) until the stats service has counted ``accepted`` clicks and stays
+    there a moment (so a late double would show), then reads the topic."""
+    deadline = time.monotonic() + timeout
+    ids, rollup = await counted(fault_stack.database_url, link_id)
+    while (len(ids) < accepted or rollup < accepted) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        ids, rollup = await counted(fault_stack.database_url, link_id)
+    await asyncio.sleep(1.0)  # a double counted late would show now
+    ids, rollup = await counted(fault_stack.database_url, link_id)
+    on_topic, topic_ids = await topic_event_ids(fault_stack.kafka_bootstrap, topic)
+    return Accounting(accepted, on_topic, topic_ids, ids, rollup)
+
+
+async def metric(base_url: str, name: str) -> float:
+    """One unlabelled sample of the redirect service's ``/metrics``."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as answer:
+        text = await answer.text()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"metric {name} not exported:\n{text}")

@@ -1,0 +1,122 @@
+"""Helpers of the redirect tests: links made directly in Postgres and Redis (never
+through the management API), app settings with a private spool, closed ports."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from services.redirect.app import create_app
+from services.redirect.edge import Edge
+from services.redirect.keys import EDGE
+from services.redirect.settings import Settings
+from shared.linkrecord import LinkRecord, RecordStore, path_key_for
+from shared.record_repository import fetch_link_record
+from tests.conftest import Tenant, serve, unique
+
+Client = TestClient[web.Request, web.Application]
+
+_LINK_COLUMNS = frozenset({
+    "original_url", "title", "expires_at", "expired_url", "password_hash", "redirect_type",
+    "clicks_limit", "android_url", "iphone_url", "split_url", "split_percent", "utm_source",
+    "utm_medium", "utm_campaign", "utm_term", "utm_content", "skip_qs", "cloaking", "archived",
+})
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"spool_dir": tmp_path / "spool", "secret": "test-secret"}
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def start(settings: Settings) -> tuple[Client, Edge]:
+    app = create_app(settings)
+    client = await serve(app)
+    return client, app[EDGE]
+
+
+async def insert_link(
+    db: asyncpg.Pool,
+    tenant: Tenant,
+    *,
+    path: str | None = None,
+    url: str = "https://example.com/landing",
+    case_sensitive: bool = False,
+    countries: dict[str, str] | None = None,
+    regions: dict[str, str] | None = None,
+    **columns: Any,
+) -> LinkRecord:
+    """A link row (and its targeting rows) in Postgres; returns its compiled record."""
+    path = path or unique("p")
+    path_key = path_key_for(path, case_sensitive)
+    unknown = set(columns) - _LINK_COLUMNS
+    assert not unknown, unknown
+    columns["original_url"] = url
+    names = ["id_string", "domain_id", "team_id", "path", "path_key", *columns]
+    values = [unique("id"), tenant.domain_id, tenant.team_id, path, path_key, *columns.values()]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    async with db.acquire() as conn:
+        link_id = await conn.fetchval(
+            f"INSERT INTO links ({', '.join(names)}) VALUES ({placeholders}) RETURNING id",
+            *values,
+        )
+        for country, target in (countries or {}).items():
+            await conn.execute(
+                "INSERT INTO link_countries (link_id, country, original_url) VALUES ($1,$2,$3)",
+                link_id, country, target,
+            )
+        for region, target in (regions or {}).items():
+            await conn.execute(
+                "INSERT INTO link_regions (link_id, country, region, original_url)"
+                " VALUES ($1, $2, $3, $4)",
+                link_id, region[:2], region, target,
+            )
+        record = await fetch_link_record(conn, tenant.domain_id, path_key)
+    assert record is not None
+    return record
+
+
+async def add_link(
+    db: asyncpg.Pool, redis_client: aioredis.Redis, tenant: Tenant, **fields: Any
+) -> LinkRecord:
+    """A link in Postgres and written through to Redis, as the management service does."""
+    record = await insert_link(db, tenant, **fields)
+    await RecordStore(redis_client).put_link(tenant.hostname, record.path.lower(), record)
+    return record
+
+
+async def update_link(
+    db: asyncpg.Pool, redis_client: aioredis.Redis, tenant: Tenant, record: LinkRecord,
+    **columns: Any,
+) -> LinkRecord:
+    """Changes a link's columns in Postgres with a new version and writes it through."""
+    assert set(columns) <= _LINK_COLUMNS
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
+    async with db.acquire() as conn:
+        await conn.execute(
+            f"UPDATE links SET {sets}, record_version = nextval('record_version_seq')"
+            " WHERE id = $1",
+            record.link_id, *columns.values(),
+        )
+        fresh = await fetch_link_record(conn, tenant.domain_id, record.path.lower())
+    assert fresh is not None
+    await RecordStore(redis_client).put_link(tenant.hostname, record.path.lower(), fresh)
+    return fresh
+
+
+async def visit(client: Client, tenant: Tenant, path: str, **kwargs: Any) -> Any:
+    headers = {"Host": tenant.hostname, **kwargs.pop("headers", {})}
+    return await client.get(f"/{path}", headers=headers, allow_redirects=False, **kwargs)

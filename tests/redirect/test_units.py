@@ -1,0 +1,220 @@
+"""Pure parts of the edge: URL building, rule order, cache, breaker, spool, geo, visitor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.redirect import spool as spool_module
+from services.redirect.breaker import Breaker
+from services.redirect.cache import RecordCache
+from services.redirect.geo import ProxyTrust, region_code
+from services.redirect.resolve import TokenBucket, hostname_of, path_of
+from services.redirect.rules import Outcome, Visit, decide
+from services.redirect.spool import Spool
+from services.redirect.unlock import AttemptLimiter, make_token, token_valid
+from services.redirect.urls import add_utm, pass_query, safe_location
+from services.redirect.visitor import hide_ip, is_bot, split_side
+from shared.linkrecord import DomainRecord, LinkRecord
+
+DOMAIN = DomainRecord(version=1, domain_id=1, hostname="s.example")
+NOW = 1_800_000_000.0
+
+
+def link(**fields: object) -> LinkRecord:
+    base: dict[str, object] = {"version": 1, "link_id": 7, "id_string": "x", "domain_id": 1,
+                               "path": "p", "url": "https://dest.example/"}
+    return LinkRecord.model_validate(base | fields)
+
+
+@given(st.text())
+def test_location_never_carries_control_characters(url: str) -> None:
+    location = safe_location(url)
+    assert location.isascii()
+    assert all(0x20 < ord(c) < 0x7F for c in location)
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E)))
+def test_location_keeps_clean_urls(url: str) -> None:
+    assert safe_location(url) == url
+
+
+def test_utm_and_query_string() -> None:
+    assert add_utm("https://a.example/x?utm_source=keep#f", {"utm_source": "new",
+                   "utm_medium": "m"}) == "https://a.example/x?utm_source=keep&utm_medium=m#f"
+    assert pass_query("https://a.example/x#frag", "a=1") == "https://a.example/x?a=1#frag"
+    assert pass_query("https://a.example/x?", "a=1") == "https://a.example/x?a=1"
+    assert pass_query("https://a.example/x?b=2", "") == "https://a.example/x?b=2"
+
+
+def test_host_and_path_normalisation() -> None:
+    assert hostname_of("Example.COM:8443") == "example.com"
+    assert hostname_of("bücher.example") == "xn--bcher-kva.example"
+    assert hostname_of("[::1]:80") == "[::1]"
+    assert hostname_of("example.com.") == "example.com"
+    assert path_of("/caf%C3%A9?x=1") == "café"
+    assert path_of("/") == ""
+
+
+def visit(**fields: object) -> Visit:
+    return Visit(**({"now": NOW} | fields))  # type: ignore[arg-type]
+
+
+def test_rules_in_order() -> None:
+    everything = link(archived=True, expires_at=NOW - 1, password_hash="h",
+                      iphone_url="https://ios.example/", cloaking=True, clicks_limit=1)
+    assert decide(DOMAIN, everything, visit()).status == 404
+    expired = everything.model_copy(update={"archived": False})
+    assert decide(DOMAIN, expired, visit()).status == 410
+    used_up = expired.model_copy(update={"expires_at": None})
+    assert decide(DOMAIN, used_up, visit(clicks=2)).outcome is Outcome.EXPIRED
+    locked = used_up.model_copy(update={"clicks_limit": None})
+    assert decide(DOMAIN, locked, visit(user_agent_device="ios")).outcome is Outcome.PASSWORD
+    unlocked = decide(DOMAIN, locked, visit(user_agent_device="ios", unlocked=True))
+    assert (unlocked.outcome, unlocked.location) == (Outcome.CLOAK, "https://ios.example/")
+    assert decide(None, locked, visit()).status == 404
+    assert decide(DOMAIN.model_copy(update={"deleted": True}), locked, visit()).status == 404
+
+
+def test_cloaking_only_frames_http_urls() -> None:
+    decision = decide(DOMAIN, link(url="javascript:alert(1)", cloaking=True), visit())
+    assert decision.outcome is Outcome.REDIRECT
+
+
+@given(st.integers(min_value=1, max_value=100))
+def test_split_is_stable_and_proportional(percent: int) -> None:
+    sides = [split_side(f"visitor{i}", 7, percent) for i in range(2000)]
+    assert sides == [split_side(f"visitor{i}", 7, percent) for i in range(2000)]
+    share = sides.count("b") / len(sides)
+    assert abs(share - percent / 100) < 0.06
+
+
+def test_visitor_helpers() -> None:
+    assert is_bot("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)")
+    assert not is_bot("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+    assert hide_ip("203.0.113.77", truncate=True) == "203.0.113.0"
+    assert hide_ip("2001:db8:1:2::1", truncate=True) == "2001:db8:1::"
+    assert hide_ip("203.0.113.77", truncate=False) is None
+
+
+def test_unlock_tokens() -> None:
+    token = make_token(b"k", 7, "hash-a", int(NOW) + 60)
+    assert token_valid(b"k", token, 7, "hash-a", NOW)
+    assert not token_valid(b"k", token, 8, "hash-a", NOW)  # another link
+    assert not token_valid(b"k", token, 7, "hash-b", NOW)  # password changed
+    assert not token_valid(b"other", token, 7, "hash-a", NOW)
+    assert not token_valid(b"k", token, 7, "hash-a", NOW + 61)  # expired
+    assert not token_valid(b"k", "garbage", 7, "hash-a", NOW)
+    limiter = AttemptLimiter(limit=2, window=60)
+    assert [limiter.allowed(limiter.hit("a")) for _ in range(3)] == [True, True, False]
+
+
+def test_cache_lru_ttl_and_invalidation() -> None:
+    cache: RecordCache[str] = RecordCache(maxsize=2, ttl=60, negative_ttl=60)
+    cache.put("a", "1")
+    cache.put("b", "2")
+    assert cache.get("a") == (True, "1")
+    cache.put("c", "3")  # evicts b, the least recently used
+    assert cache.get("b") == (False, None)
+    since = cache.stamp()
+    cache.invalidate("a")
+    cache.put("a", "stale", since)  # fetched before the invalidation: not stored
+    assert cache.get("a") == (False, None)
+    cache.put("other", "fresh", since)  # other keys are not held back
+    assert cache.get("other") == (True, "fresh")
+    cache.put("a", "new", cache.stamp())
+    assert cache.get("a") == (True, "new")
+    cache.put("miss", None)
+    assert cache.get("miss") == (True, None)
+    expired: RecordCache[str] = RecordCache(maxsize=2, ttl=0, negative_ttl=0)
+    expired.put("a", "1")
+    assert expired.get("a") == (False, None)
+
+
+def test_breaker_opens_and_half_opens() -> None:
+    breaker = Breaker(failures=2, cooldown=0.0)
+    breaker.failure()
+    assert breaker.allow()
+    breaker.failure()
+    assert breaker.is_open
+    assert breaker.allow()  # cooldown 0: one trial
+    assert not breaker.allow()  # only one at a time
+    breaker.success()
+    assert not breaker.is_open and breaker.allow()
+    slow = Breaker(failures=1, cooldown=60)
+    slow.failure()
+    assert not slow.allow()
+
+
+def test_token_bucket() -> None:
+    bucket = TokenBucket(rate=0.0, burst=3)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+def test_geo_helpers() -> None:
+    assert region_code("US", "ca") == "US-CA"
+    assert region_code("US", "US-CA") == "US-CA"
+    assert region_code(None, "CA") is None
+    trust = ProxyTrust([ip_network("10.0.0.0/8")])
+    assert trust.client_ip("10.1.1.1", "1.2.3.4, 10.2.2.2") == "1.2.3.4"
+    assert trust.client_ip("8.8.8.8", "1.2.3.4") == "8.8.8.8"  # untrusted peer
+    assert trust.client_ip("10.1.1.1", "evil, 5.6.7.8") == "5.6.7.8"
+    assert trust.client_ip("10.1.1.1", "not-an-ip") == "10.1.1.1"
+
+
+def test_spool_append_claim_resume_and_done(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([b'{"n":1}', b'{"n":2}'])
+    spool.append([b'{"n":3}'])
+    assert spool.claim() is None  # the writer's open file is not replayable yet
+    spool.seal()
+    claimed = spool.claim()
+    assert claimed is not None
+    offset, lines = Spool.read(claimed)
+    assert (offset, lines) == (0, [b'{"n":1}', b'{"n":2}', b'{"n":3}'])
+    Spool.advance(claimed, len(b'{"n":1}\n'))
+    Spool.release(claimed)  # interrupted: the offset stays with the file
+    again = spool.claim()
+    assert again is not None
+    assert Spool.read(again) == (8, [b'{"n":2}', b'{"n":3}'])
+    Spool.done(again)
+    assert not spool.pending() and not list(tmp_path.iterdir())
+
+
+def test_spool_takes_over_files_of_dead_processes(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = tmp_path / f"{1:020d}-999999999.spool"
+    dead.write_bytes(b'{"n":1}\n{"n":2')  # killed mid-write: a torn last line
+    stale = tmp_path / f"{2:020d}-5.999999999.replaying"
+    stale.write_bytes(b'{"n":3}\n')
+    monkeypatch.setattr(spool_module, "_alive", lambda pid: pid == os.getpid())
+    spool = Spool(tmp_path)
+    first = spool.claim()
+    assert first is not None and Spool.read(first) == (0, [b'{"n":1}'])
+    Spool.done(first)
+    second = spool.claim()
+    assert second is not None and Spool.read(second) == (0, [b'{"n":3}'])
+
+
+async def test_batcher_shares_one_round_trip() -> None:
+    from services.redirect.batcher import MGetBatcher
+
+    class FakeRedis:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, ...]] = []
+
+        async def execute_command(self, *args: str) -> list[bytes | None]:
+            self.calls.append(args)
+            return [k.encode() for k in args[1:]]
+
+    fake = FakeRedis()
+    batcher = MGetBatcher(fake, max_lookups=100)  # type: ignore[arg-type]
+    results = await asyncio.gather(*(batcher.mget((f"a{i}", f"b{i}")) for i in range(10)))
+    assert len(fake.calls) == 1
+    assert results[3] == [b"a3", b"b3"]

@@ -1,0 +1,68 @@
+"""Helpers of the stats tests: links made by SQL (the management API is not needed),
+click events produced straight to a test topic, and rollup probes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared.events import ClickEvent
+from tests.conftest import Tenant, unique
+
+
+async def make_link(db: asyncpg.Pool, tenant: Tenant, path: str | None = None
+                    ) -> tuple[int, str]:
+    """A link row on the tenant's domain: (id, idString)."""
+    path = path or unique("p")
+    row = await db.fetchrow(
+        """INSERT INTO links (id_string, domain_id, team_id, path, path_key, original_url)
+           VALUES ($1, $2, $3, $4, lower($4), 'https://example.com/') RETURNING id, id_string""",
+        unique("lnk"), tenant.domain_id, tenant.team_id, path,
+    )
+    assert row is not None
+    return row["id"], row["id_string"]
+
+
+def click(link_id: int, domain_id: int, *, ts: datetime | None = None, **fields: Any
+          ) -> ClickEvent:
+    return ClickEvent(link_id=link_id, domain_id=domain_id, path="p", status=302,
+                      ts=ts or datetime.now(UTC), **fields)
+
+
+async def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes | None]]
+                  ) -> None:
+    """Sends (key, value) pairs and waits until Kafka has all of them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=k, value=v) for k, v in values]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+async def produce_events(bootstrap: str, topic: str, events: Iterable[ClickEvent]) -> None:
+    await produce(bootstrap, topic, ((e.key(), e.to_bytes()) for e in events))
+
+
+async def domain_total(db: asyncpg.Pool, domain_id: int) -> int:
+    total: int | None = await db.fetchval(
+        "SELECT sum(clicks)::bigint FROM stats_domain_hourly WHERE domain_id = $1", domain_id)
+    return total or 0
+
+
+async def link_totals(db: asyncpg.Pool, domain_id: int) -> dict[int, int]:
+    rows = await db.fetch(
+        """SELECT link_id, sum(clicks)::bigint AS clicks FROM stats_link_hourly
+           WHERE domain_id = $1 GROUP BY link_id""", domain_id)
+    return {r["link_id"]: r["clicks"] for r in rows}
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()

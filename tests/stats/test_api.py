@@ -1,0 +1,242 @@
+"""The statistics API on the real stack. Clicks are written with the consumer's own
+write path (``write_clicks``) at chosen times, so periods and zones are deterministic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from services.stats.app import create_app
+from services.stats.batch import click_columns
+from services.stats.periods import INTERVALS, hour_range, period_window
+from services.stats.repository import write_clicks
+from services.stats.settings import Settings
+from shared import apikey_repository
+from shared.events import ClickEvent
+from tests.conftest import StackEnv, Tenant, make_tenant, serve
+from tests.stats.support import click, make_link
+
+pytestmark = [pytest.mark.stack]
+
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/120.0.0.0 Safari/537.36")
+BOT = "Googlebot/2.1 (+http://www.google.com/bot.html)"
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def api(migrated: StackEnv) -> AsyncIterator[Client]:
+    client = await serve(create_app(Settings(run_consumer=False)))
+    yield client
+    await client.close()
+
+
+async def write(db: asyncpg.Pool, events: list[ClickEvent]) -> None:
+    async with db.acquire() as conn, conn.transaction():
+        await write_clicks(conn, click_columns(events))
+
+
+async def get(api: Client, tenant: Tenant, url: str, status: int = 200, **params: Any) -> Any:
+    answer = await api.get(url, params=params, headers={"Authorization": tenant.key})
+    assert answer.status == status, await answer.text()
+    return await answer.json()
+
+
+async def post(api: Client, tenant: Tenant, url: str, body: Any, status: int = 200) -> Any:
+    answer = await api.post(url, json=body, headers={"Authorization": tenant.key})
+    assert answer.status == status, await answer.text()
+    return await answer.json()
+
+
+async def test_every_period_and_interval(api: Client, db: asyncpg.Pool, tenant: Tenant) -> None:
+    link, id_string = await make_link(db, tenant)
+    now = datetime.now(UTC)
+    times = [now - timedelta(hours=h) for h in (0, 0, 3, 20, 30, 50, 24 * 8, 24 * 20, 24 * 40,
+                                                24 * 70, 24 * 400)]
+    await write(db, [click(link, tenant.domain_id, ts=t) for t in times])
+    first = min(times)
+    for tz in ("UTC", "Asia/Kolkata", "America/Los_Angeles"):
+        zone = ZoneInfo(tz)
+        for period in ("today", "yesterday", "total", "week", "month", "lastmonth", "last7",
+                       "last30"):
+            body = await get(api, tenant, f"/statistics/link/{id_string}", period=period, tz=tz,
+                             skipTops="true")
+            window = period_window(period, datetime.now(UTC), zone, first_data=first)
+            lo, hi = hour_range(window.start, window.end)
+            expected = sum(lo <= t.replace(minute=0, second=0, microsecond=0) < hi
+                           for t in times)
+            assert body["totalClicks"] == expected, (tz, period)
+            points = body["clickStatistics"]["datasets"][0]["data"]
+            assert sum(p["y"] for p in points) == expected
+            if window.prev_start is not None:
+                plo, phi = hour_range(window.prev_start, window.start)
+                prev = sum(plo <= t.replace(minute=0, second=0, microsecond=0) < phi
+                           for t in times)
+                assert body["totalClicksChange"] == (
+                    "N/A" if prev == 0 else f"{(expected - prev) * 100 / prev:.2f}")
+    for interval in INTERVALS:
+        body = await get(api, tenant, f"/statistics/link/{id_string}", period="last30",
+                         clicksChartInterval=interval, tzOffset="120")
+        points = body["clickStatistics"]["datasets"][0]["data"]
+        assert sum(p["y"] for p in points) == 8
+        assert body["interval"]["clicksChartInterval"] == interval
+        assert all(p["x"].endswith("+02:00") for p in points)
+    too_many = await get(api, tenant, f"/statistics/link/{id_string}", 400, period="total",
+                         clicksChartInterval="hour")
+    assert "points" in too_many["error"]
+    bad = await get(api, tenant, f"/statistics/link/{id_string}", 400, period="fortnight")
+    assert bad["success"] is False and bad["statusCode"] == 400
+    await get(api, tenant, f"/statistics/link/{id_string}", 400, period="custom")
+    await get(api, tenant, f"/statistics/link/{id_string}", 400, tz="Mars/Olympus")
+
+
+async def test_time_zone_boundary(api: Client, db: asyncpg.Pool, tenant: Tenant) -> None:
+    link, id_string = await make_link(db, tenant)
+    late = datetime(2026, 1, 10, 23, 30, tzinfo=UTC)
+    await write(db, [click(link, tenant.domain_id, ts=late)])
+    url = f"/statistics/link/{id_string}"
+
+    async def total(tz: str, day: str) -> int:
+        body = await get(api, tenant, url, period="custom", tz=tz, startDate=day, endDate=day,
+                         clicksChartInterval="day")
+        return int(body["totalClicks"])
+
+    assert await total("UTC", "2026-01-10") == 1
+    assert await total("Europe/Paris", "2026-01-10") == 0
+    assert await total("Europe/Paris", "2026-01-11") == 1
+    assert await total("America/New_York", "2026-01-10") == 1
+    body = await get(api, tenant, url, period="custom", tzOffset="60", startDate="2026-01-10",
+                     endDate="2026-01-11", clicksChartInterval="day")
+    assert body["clickStatistics"]["datasets"][0]["data"] == [
+        {"x": "2026-01-10T00:00:00+01:00", "y": 0}, {"x": "2026-01-11T00:00:00+01:00", "y": 1}]
+
+
+async def test_breakdowns_filters_and_domain_endpoints(
+    api: Client, db: asyncpg.Pool, tenant: Tenant
+) -> None:
+    a, a_id = await make_link(db, tenant, "alpha")
+    b, b_id = await make_link(db, tenant, "beta")
+    now = datetime.now(UTC)
+    events = (
+        [click(a, tenant.domain_id, ts=now, country="FR", user_agent=CHROME,
+               referer="https://www.facebook.com/", utm_source="news", visitor="v1")] * 1
+        + [click(a, tenant.domain_id, ts=now, country="FR", user_agent=CHROME, visitor="v2")
+           for _ in range(3)]
+        + [click(a, tenant.domain_id, ts=now, country="US", user_agent=BOT, visitor="v2")
+           for _ in range(2)]
+        + [click(b, tenant.domain_id, ts=now, country="US", user_agent=CHROME,
+                 referer="https://example.org/x") for _ in range(4)]
+    )
+    await write(db, events)
+    body = await get(api, tenant, f"/statistics/link/{a_id}", period="today")
+    assert (body["totalClicks"], body["humanClicks"], body["uniqueVisitors"]) == (6, 4, 2)
+    assert body["country"][0] == {"country": "FR", "score": 4, "countryName": "France"}
+    assert {r["browser"]: r["score"] for r in body["browser"]} == {"Chrome": 4, "Googlebot": 2}
+    assert body["social"] == [{"social": "facebook", "score": 1}]
+    assert body["referer"] == [{"referer": "facebook.com", "score": 1}]
+    assert body["utm_source"] == [{"utm_source": "news", "score": 1}]
+    assert {r["device"]: r["score"] for r in body["device"]} == {"desktop": 4, "bot": 2}
+
+    # POST filters: a filter on one dimension, a breakdown by another.
+    filtered = await post(api, tenant, f"/statistics/link/{a_id}",
+                          {"period": "today", "include": {"countries": ["US"]}})
+    assert filtered["totalClicks"] == 2 and filtered["browser"] == [
+        {"browser": "Googlebot", "score": 2}]
+    human = await post(api, tenant, f"/statistics/link/{a_id}",
+                       {"period": "today", "include": {"human": True},
+                        "exclude": {"socials": ["facebook"]}})
+    assert human["totalClicks"] == 3
+    await post(api, tenant, f"/statistics/link/{a_id}", {"include": {"colors": ["red"]}}, 400)
+
+    domain = await get(api, tenant, f"/statistics/domain/{tenant.domain_id}", period="today")
+    assert (domain["totalClicks"], domain["links"], domain["clicksPerLink"]) == (10, 2, 5.0)
+    by_path = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}",
+                         {"period": "today", "include": {"paths": ["beta"]}})
+    assert by_path["totalClicks"] == 4 and by_path["links"] == 1
+
+    clicks = await get(api, tenant, f"/statistics/domain/{tenant.domain_id}/link_clicks",
+                       ids=f"{a_id},{b_id},nosuch")
+    assert clicks == {a_id: 6, b_id: 4}
+
+    top = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/top",
+                     {"column": "path", "period": "today"})
+    assert top == [{"column": "alpha", "score": 6}, {"column": "beta", "score": 4}]
+    top = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/top",
+                     {"column": "country", "period": "today", "limit": 1})
+    assert top == [{"column": "US", "score": 6}]
+    await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/top", {"column": "ip"}, 400)
+    series = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/top_by_interval",
+                        {"column": "browser", "period": "today", "clicksChartInterval": "hour"})
+    assert [(d["column"], d["score"], sum(p["y"] for p in d["data"]))
+            for d in series["datasets"]] == [("Chrome", 8, 8), ("Googlebot", 2, 2)]
+    paths = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/top_by_interval",
+                       {"column": "path", "period": "last7"})
+    assert [(d["column"], sum(p["y"] for p in d["data"])) for d in paths["datasets"]] == [
+        ("alpha", 6), ("beta", 4)]
+
+    last = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/last_clicks",
+                      {"limit": 3})
+    assert len(last) == 3 and {"time", "path", "ip", "ua", "human", "browser"} <= set(last[0])
+    only_b = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/last_clicks",
+                        {"linkId": b_id})
+    assert len(only_b) == 4
+
+    # Clearing one link takes it out of the domain's numbers; clearing the domain empties it.
+    answer = await api.delete(f"/statistics/link/{b_id}", headers={"Authorization": tenant.key})
+    assert answer.status == 200
+    domain = await get(api, tenant, f"/statistics/domain/{tenant.domain_id}", period="today")
+    assert domain["totalClicks"] == 6 and domain["country"] == [
+        {"country": "FR", "score": 4, "countryName": "France"},
+        {"country": "US", "score": 2, "countryName": "United States"}]
+    answer = await api.delete(f"/statistics/domain/{tenant.domain_id}/statistics",
+                              headers={"Authorization": tenant.key})
+    assert answer.status == 200
+    domain = await get(api, tenant, f"/statistics/domain/{tenant.domain_id}", period="total")
+    assert domain["totalClicks"] == 0 and domain["browser"] == []
+    assert await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/last_clicks", {}) == []
+
+
+async def test_keys_and_visibility(api: Client, db: asyncpg.Pool, tenant: Tenant,
+                                   redis_client: aioredis.Redis) -> None:
+    link, id_string = await make_link(db, tenant)
+    other = await make_tenant(db, redis_client)
+    for url in (f"/statistics/link/{id_string}", f"/statistics/domain/{tenant.domain_id}"):
+        assert (await api.get(url)).status == 401
+        assert (await api.get(url, headers={"Authorization": "sk_nope"})).status == 401
+        answer = await api.get(url, headers={"Authorization": other.key})
+        assert answer.status == 404
+        assert (await answer.json())["success"] is False
+    async with db.acquire() as conn:
+        public, _ = await apikey_repository.create_key(conn, team_id=tenant.team_id,
+                                                       kind="public")
+        restricted, _ = await apikey_repository.create_key(
+            conn, team_id=tenant.team_id, kind="private", domain_id=tenant.domain_id)
+        second = await conn.fetchval(
+            """INSERT INTO domains (team_id, hostname, unicode_hostname)
+               VALUES ($1, $2, $2) RETURNING id""",
+            tenant.team_id, f"second-{tenant.hostname}")
+    answer = await api.get(f"/statistics/link/{id_string}", headers={"Authorization": public})
+    assert answer.status == 403
+    ok = await api.get(f"/statistics/domain/{tenant.domain_id}",
+                       headers={"Authorization": f"Bearer {restricted}"})
+    assert ok.status == 200
+    answer = await api.get(f"/statistics/domain/{second}", headers={"Authorization": restricted})
+    assert answer.status == 404
+    answer = await api.get("/statistics/domain/notanumber", headers={"Authorization": tenant.key})
+    assert answer.status == 404
+    answer = await api.post(f"/statistics/domain/{tenant.domain_id}/top", data=b"[1",
+                            headers={"Authorization": tenant.key})
+    assert answer.status == 400
+
+    document = await (await api.get("/openapi.json")).json()
+    assert "/statistics/domain/{domainId}/top_by_interval" in document["paths"]
+    assert set(document["paths"]["/statistics/link/{linkId}"]) == {"get", "post", "delete"}
