@@ -1,7 +1,7 @@
 """One error base class, rendered by one middleware, in Short.io's error shape.
 
 Short.io answers errors as ``{"success": false, "error": "<message>"}`` (see the
-``*Errors`` types of ``@short.io/client-node``); linkhop adds ``code`` (a stable machine
+``*Errors`` types of ``@short.io/client-node``); linkhop adds ``message`` (read by some SDK error types), ``code`` (a stable machine
 name) and ``statusCode``. Handlers and services raise :class:`ApiError` subclasses;
 anything else that escapes becomes a 500 with no internals in the body, except the
 dependency outages that are mapped to 503 + ``Retry-After`` here, in one place.
@@ -45,6 +45,8 @@ class ApiError(Exception):
         body: dict[str, Any] = {
             "success": False,
             "error": self.message,
+            # The SDK's create/update error types read `message`; others read `error`.
+            "message": self.message,
             "code": self.code,
             "statusCode": self.status,
         }

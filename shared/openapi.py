@@ -40,6 +40,7 @@ class ErrorBody(BaseModel):
 
     success: bool = False
     error: str
+    message: str
     code: str
     statusCode: int
 
