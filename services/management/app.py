@@ -9,6 +9,7 @@ from services.management.docs.handlers import add_routes as add_docs_routes
 from services.management.domains.handlers import add_routes as add_domain_routes
 from services.management.keys import SETTINGS
 from services.management.links.handlers import add_routes as add_link_routes
+from services.management.links.ttl import ttl_sweeper_ctx
 from services.management.qr.handlers import add_routes as add_qr_routes
 from services.management.ratelimiting import rate_limit_middleware, rate_limiter_ctx
 from services.management.settings import Settings
@@ -29,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
     # Starts while Postgres is away (answers 503 + Retry-After until it is back).
     app.cleanup_ctx.append(db_pool_ctx(settings, require_at_startup=False))
     app.cleanup_ctx.append(redis_ctx(settings))
+    app.cleanup_ctx.append(ttl_sweeper_ctx(settings))
     if settings.rate_limit_enabled:
         app.cleanup_ctx.append(rate_limiter_ctx(settings))
     add_health_route(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -23,6 +25,8 @@ class Settings(CommonSettings):
                                       frozen=True)
 
     port: int = DEFAULT_MANAGEMENT_PORT
+    # How often links past their ttl are deleted (the bound on how late that happens).
+    ttl_sweep_interval: timedelta = timedelta(seconds=10)
     # Scheme of the short URLs this installation hands out (shortURL / secureShortURL).
     short_url_scheme: str = "https"
 

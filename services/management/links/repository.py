@@ -292,3 +292,12 @@ async def folder_ids(conn: Any, domain_id: int, id_strings: list[str]) -> dict[s
         "SELECT id, id_string FROM folders WHERE domain_id = $1 AND id_string = ANY($2::text[])",
         domain_id, id_strings)
     return {r["id_string"]: r["id"] for r in rows}
+
+
+async def lock_expired_ttl(conn: Any, limit: int) -> list[int]:
+    """Ids of links past their ttl, row-locked; SKIP LOCKED lets replicas sweep together."""
+    rows = await conn.fetch(
+        """SELECT id FROM links WHERE ttl IS NOT NULL AND ttl <= now()
+           ORDER BY ttl LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit)
+    return [r["id"] for r in rows]

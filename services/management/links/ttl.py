@@ -1,0 +1,65 @@
+"""Short.io's ``ttl``: a link is deleted once its time to live has passed.
+
+A background task of the management service deletes such links in batches (the same
+delete path as the API: rows removed, Redis tombstones written), so a link stops
+redirecting at most one sweep interval after its ttl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from services.management.links import repository as links
+from services.management.settings import Settings
+from services.management.writethrough import tombstone_links
+from shared.linkrecord import RecordStore
+from shared.resources import DB_POOL, REDIS
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+
+
+async def sweep_expired(pool: asyncpg.Pool, redis: aioredis.Redis) -> int:
+    """Deletes every link past its ttl; returns how many."""
+    total = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            ids = await links.lock_expired_ttl(conn, _BATCH)
+            removed = await links.delete_links(conn, ids) if ids else []
+        if removed:
+            await tombstone_links(RecordStore(redis), removed)
+        total += len(removed)
+        if len(ids) < _BATCH:
+            return total
+
+
+def ttl_sweeper_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def loop(app: web.Application) -> None:
+        interval = settings.ttl_sweep_interval.total_seconds()
+        while True:
+            try:
+                swept = await sweep_expired(app[DB_POOL], app[REDIS])
+                if swept:
+                    log.info("deleted %d links past their ttl", swept)
+            except Exception:  # an outage must not end the sweeper; next round retries
+                log.warning("ttl sweep failed; retrying in %.0fs", interval, exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(app))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
