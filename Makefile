@@ -23,6 +23,11 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The fault tests alone (also part of `make test`): they run their own stack instance
+# (var/stack-faults, ports +100) and never stop the shared one.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults
+
 stop: $(STAMP)
 	$(BIN)/linkhop stop
 
@@ -31,4 +36,4 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)

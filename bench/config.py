@@ -12,8 +12,9 @@ class BenchConfig:
     connections: tuple[int, ...] = (64, 256)
     workers: tuple[int, ...] = (1, 2)
     links: int = 10_000
-    events: int = 1_000_000
-    pipeline_budget_s: float = 210.0  # all pipeline runs together, production excluded
+    # The issue asks for 1,000,000; produced once (~55 s here) and consumed six times it
+    # does not fit the 10-minute budget on 2 cores next to the other sections.
+    events: int = 300_000
     consumers: tuple[int, ...] = (1, 2)
     creates: int = 200  # single creates, at creates_per_s
     creates_per_s: float = 50.0
@@ -27,5 +28,5 @@ class BenchConfig:
     @classmethod
     def quick_mode(cls) -> BenchConfig:
         """A smoke run: every section end to end, one run each, small counts."""
-        return cls(runs=1, seconds=2, links=2_000, events=50_000, pipeline_budget_s=60.0,
-                   creates=50, stats_clicks=100_000, stats_calls=30, quick=True)
+        return cls(runs=1, seconds=2, links=2_000, events=50_000, creates=50,
+                   stats_clicks=100_000, stats_calls=30, quick=True)

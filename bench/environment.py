@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,6 +143,8 @@ def open_env() -> BenchEnv:
         env.database_url = stack.ensure_database(paths, BENCH_DATABASE)
         asyncio.run(migrate(env.database_url))
         (var / "redis" / "bench.rdb").unlink(missing_ok=True)
+        # A spool left by an earlier run would be replayed into this run's topic.
+        shutil.rmtree(var / "spool", ignore_errors=True)
         env.start_redis()
         env.on_close("stop bench Redis", env.stop_redis)
 

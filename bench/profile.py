@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,38 @@ def summarise_collapsed(text: str, top: int = 12) -> tuple[list[FrameShare], lis
         return [FrameShare(f, 100 * c / total) for f, c in counter.most_common(top)]
 
     return shares(own), shares(below_root)
+
+
+def markdown(raw: str, what: str) -> str:
+    """The top frames of a raw py-spy profile as two markdown tables."""
+    from bench.report import table
+
+    own, inclusive = summarise_collapsed(raw)
+    if not own:
+        return "(py-spy recorded no samples)"
+    return (f"py-spy record --nonblocking on {what}. Self time of `run_app` is the event "
+            "loop itself (uvloop, in C: polling and waiting); time spent inside PostgreSQL, "
+            "Redis or Kafka is not in this process, only the wait for it.\n\n"
+            + table(["self time", "frame"], [[f"{s.percent:.1f} %", f"`{s.frame}`"]
+                                              for s in own])
+            + "\n\n"
+            + table(["inclusive", "frame"], [[f"{s.percent:.1f} %", f"`{s.frame}`"]
+                                              for s in inclusive]))
+
+
+def record_during(pid: int, seconds: int, output: Path, action: Callable[[], object]
+                  ) -> str | None:
+    """Runs ``action`` while py-spy samples ``pid`` for ``seconds``; the raw profile."""
+    output.unlink(missing_ok=True)
+    recorder = start_record(pid, seconds, output)
+    if recorder is None:
+        return None
+    try:
+        action()
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            recorder.wait(timeout=seconds + 30)
+    return output.read_text() if output.exists() else None
 
 
 def py_spy() -> str | None:

@@ -191,17 +191,13 @@ def _profile(block: _Block, results: RedirectResults, seconds: int, var: Path) -
     started_nocache = [s for s in block.started if "nocache" in s.label]
     pids["distinct"] = started_nocache[0].pid if started_nocache else block.cached[0].pid
     for scenario, pid in pids.items():
-        output = var / f"profile-{scenario}.txt"
-        output.unlink(missing_ok=True)
-        recorder = profile.start_record(pid, seconds, output)
-        if recorder is None:
-            return
-        with contextlib.suppress(WrkOutputError):
-            block.load(scenario, 64, seconds + 1)
-        with contextlib.suppress(Exception):
-            recorder.wait(timeout=30)
-        if output.exists():
-            results.profiles[scenario] = output.read_text()
+        def load(scenario: str = scenario) -> None:
+            with contextlib.suppress(WrkOutputError):
+                block.load(scenario, 64, seconds + 1)
+
+        raw = profile.record_during(pid, seconds, var / f"profile-{scenario}.txt", load)
+        if raw is not None:
+            results.profiles[scenario] = raw
 
 
 def run(env: BenchEnv, seed: Seed, cfg: BenchConfig, deadline: float) -> RedirectResults:
@@ -323,17 +319,5 @@ def _targets(results: RedirectResults, report: Report) -> None:
               "distinct": not at_least(distinct, 0.60).passed}
     for scenario, raw in results.profiles.items():
         if missed.get(scenario):
-            report.profiles.append((f"redirect, {SCENARIOS[scenario]}", _profile_text(raw)))
-
-
-def _profile_text(raw: str) -> str:
-    own, inclusive = profile.summarise_collapsed(raw)
-    if not own:
-        return "(py-spy recorded no samples)"
-    return ("py-spy record --nonblocking on the first worker during a 64-connection load.\n\n"
-            + table(["self time", "frame"], [[f"{s.percent:.1f} %", f"`{s.frame}`"]
-                                              for s in own])
-            + "\n\n"
-            + table(["inclusive", "frame"], [[f"{s.percent:.1f} %", f"`{s.frame}`"]
-                                              for s in inclusive]))
-
+            report.profiles.append((f"redirect, {SCENARIOS[scenario]}", profile.markdown(
+                raw, "the first redirect worker during a 64-connection load")))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import asyncpg
 
-from bench import servers, sql, stats_loader
+from bench import profile, servers, sql, stats_loader
 from bench.config import BenchConfig
 from bench.environment import STATS_PORTS, BenchEnv
 from bench.fixtures import PATH_PREFIX, create_domain_and_keys
@@ -23,6 +23,8 @@ from deploy.local import processes
 
 LINKS = 10_000
 MAX_SECONDS_PER_ENDPOINT = 4.0  # a slow endpoint gets fewer calls, not a longer bench
+P99_TARGET_MS = 20.0  # issue #5
+PROFILE_SECONDS = 4
 ENDPOINTS = {
     "link": "link statistics: GET /statistics/link/{idString}?period=total",
     "domain": "domain statistics: GET /statistics/domain/{id}?period=last30",
@@ -38,6 +40,7 @@ class StatisticsResults:
     p50: dict[str, list[float]] = field(default_factory=dict)
     p99: dict[str, list[float]] = field(default_factory=dict)
     failures: dict[str, dict[str, int]] = field(default_factory=dict)
+    profiles: dict[str, str] = field(default_factory=dict)  # endpoint -> raw py-spy output
 
 
 async def _prepare(env: BenchEnv, hostname: str, cfg: BenchConfig
@@ -100,6 +103,30 @@ async def _measure(url: str, domain_id: int, keys: list[str], id_strings: list[s
                     failed[why] = failed.get(why, 0) + n
 
 
+async def _repeat(url: str, domain_id: int, key: str, id_strings: list[str], name: str,
+                  seconds: float) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        calls = _Calls(session, url, domain_id, key, id_strings)
+        await sequential(getattr(calls, name), count=1_000_000, max_seconds=seconds)
+
+
+def _profile_missed(env: BenchEnv, pid: int, url: str, domain_id: int, key: str,
+                    id_strings: list[str], results: StatisticsResults) -> None:
+    """py-spy on the stats API during more calls of each endpoint that missed its target."""
+    for name in ENDPOINTS:
+        p99 = median(results.p99.get(name, []))
+        if not p99 > P99_TARGET_MS:
+            continue
+
+        def calls(name: str = name) -> None:
+            asyncio.run(_repeat(url, domain_id, key, id_strings, name, PROFILE_SECONDS))
+
+        raw = profile.record_during(pid, PROFILE_SECONDS, env.var / f"profile-stats-{name}.txt",
+                                    calls)
+        if raw is not None:
+            results.profiles[name] = raw
+
+
 def run(env: BenchEnv, cfg: BenchConfig) -> StatisticsResults:
     results = StatisticsResults(clicks=cfg.stats_clicks)
     domain_id, keys, id_strings, results.load_seconds = asyncio.run(
@@ -110,8 +137,10 @@ def run(env: BenchEnv, cfg: BenchConfig) -> StatisticsResults:
         env.service_env(LINKHOP_STATS_PORT=str(port), LINKHOP_STATS_RUN_CONSUMER="false"))
     try:
         processes.wait_healthy(f"http://127.0.0.1:{port}", process=server.process)
-        asyncio.run(_measure(f"http://127.0.0.1:{port}", domain_id, keys, id_strings, cfg,
-                             results))
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(_measure(url, domain_id, keys, id_strings, cfg, results))
+        if cfg.profile:
+            _profile_missed(env, server.pid, url, domain_id, keys[0], id_strings, results)
     finally:
         with contextlib.suppress(Exception):
             server.stop()
@@ -143,4 +172,7 @@ def render(results: StatisticsResults, cfg: BenchConfig, report: Report) -> None
     for name in ENDPOINTS:
         p99 = median(results.p99.get(name, []))
         report.target("#5", f"{name} statistics p99 ({results.clicks:,} clicks)", "< 20 ms",
-                      fmt(p99, 1, " ms"), at_most(p99, 20.0))
+                      fmt(p99, 1, " ms"), at_most(p99, P99_TARGET_MS))
+        if name in results.profiles:
+            report.profiles.append((f"statistics API, {ENDPOINTS[name]}", profile.markdown(
+                results.profiles[name], "the stats API process during sequential calls")))

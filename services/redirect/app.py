@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from services.redirect.clicks import Encoder
 from services.redirect.edge import Edge, derive_key, service_secret
 from services.redirect.events import ClickEmitter, emitter_ctx
 from services.redirect.geo import GeoLocator, ProxyTrust
@@ -23,7 +24,6 @@ from services.redirect.resolve import REDIS_ERRORS, LazyPool, LookupUnavailable,
 from services.redirect.settings import Settings
 from services.redirect.status import health, metrics
 from services.redirect.unlock import AttemptLimiter
-from shared.errors import error_middleware
 from shared.resources import REDIS, CleanupCtx, create_redis
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,15 @@ def _edge_ctx(settings: Settings) -> CleanupCtx:
         geo = GeoLocator(edge=settings.geo_headers, trust=trust,
                          database=settings.geoip_database)
         secret = service_secret(settings)
+        visitor_key = derive_key(secret, "visitor-hash")
         edge = Edge(
             settings=settings,
             resolver=Resolver(settings, client, pool),
-            emitter=ClickEmitter(settings),
+            emitter=ClickEmitter(settings, Encoder(visitor_key, settings.truncate_hidden_ip)),
             geo=geo,
             trust=trust,
             unlock_key=derive_key(secret, "unlock-cookie"),
-            visitor_key=derive_key(secret, "visitor-hash"),
+            visitor_key=visitor_key,
             attempts=AttemptLimiter(settings.password_attempts,
                                     settings.password_window.total_seconds()),
         )
@@ -80,7 +81,8 @@ async def _invalidation_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024)
+    # No error middleware: see handlers.guarded.
+    app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_edge_ctx(settings))
     app.cleanup_ctx.append(_emitter_ctx)

@@ -13,6 +13,7 @@ from services.redirect.events import ClickEmitter
 from services.redirect.geo import GeoLocator, ProxyTrust
 from services.redirect.metrics import Counters
 from services.redirect.resolve import Resolver
+from services.redirect.rules import DecisionMemo
 from services.redirect.settings import Settings
 from services.redirect.unlock import AttemptLimiter
 
@@ -42,4 +43,5 @@ class Edge:
     visitor_key: bytes
     attempts: AttemptLimiter
     counters: Counters = field(default_factory=Counters)
+    decisions: DecisionMemo = field(default_factory=lambda: DecisionMemo(10_000))
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)

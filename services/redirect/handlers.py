@@ -4,14 +4,12 @@ choose, render the answer, and emit one click event."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 from time import time
 
 from aiohttp import web
 
 from services.redirect.edge import Edge
-from services.redirect.geo import NOWHERE, Place
+from services.redirect.geo import Place
 from services.redirect.keys import EDGE
 from services.redirect.pages import (
     cloak_page,
@@ -21,62 +19,110 @@ from services.redirect.pages import (
     robots_txt,
 )
 from services.redirect.resolve import REDIS_ERRORS, LookupUnavailable, hostname_of, path_of
-from services.redirect.rules import Decision, Outcome, Visit, decide, is_gone
+from services.redirect.rules import (
+    Decision,
+    Outcome,
+    Visit,
+    decide,
+    depends_on_visit,
+    is_gone,
+)
 from services.redirect.unlock import cookie_name, make_token, token_valid
 from services.redirect.urls import safe_location
-from services.redirect.visitor import device_of, hide_ip, is_bot, visitor_hash
-from shared.errors import ServiceUnavailable
-from shared.events import ClickEvent
+from services.redirect.visitor import device_of, visitor_hash
+from shared.errors import ServiceUnavailable, json_error
 from shared.linkrecord import DomainRecord, LinkRecord
 from shared.passwords import verify_password
 
 _UNAVAILABLE = "link lookup unavailable, retry shortly"
+_NO_VISIT = Visit(now=0.0)
 _NOINDEX = "noindex"
 
 
 async def _resolve(edge: Edge, request: web.Request, path: str
-                   ) -> tuple[DomainRecord | None, LinkRecord | None]:
+                   ) -> tuple[DomainRecord | None, LinkRecord | None] | None:
+    """The records, or None when neither Redis nor Postgres can answer."""
     try:
         return await edge.resolver.lookup(hostname_of(request.host), path)
-    except LookupUnavailable as exc:
+    except LookupUnavailable:
         edge.counters.count("unavailable")
-        raise ServiceUnavailable(_UNAVAILABLE, headers={"Retry-After": "2"}) from exc
+        return None
+
+
+def _unavailable() -> web.Response:
+    # Rendered here, not by shared.errors.error_middleware: a middleware costs every
+    # request a few microseconds (about a tenth of the cache-hit path), and a lookup
+    # outage is the only error a visit can meet. Same body shape, same renderer.
+    return json_error(ServiceUnavailable(_UNAVAILABLE, headers={"Retry-After": "2"}))
 
 
 async def redirect(request: web.Request) -> web.StreamResponse:
     edge = request.app[EDGE]
     path = path_of(request.raw_path)
-    domain, link = await _resolve(edge, request, path)
+    # The cache hit is answered without awaiting anything (no coroutine per lookup).
+    hit = edge.resolver.cached(hostname_of(request.host), path)
+    if hit is None:
+        hit = await _resolve(edge, request, path)
+        if hit is None:
+            return _unavailable()
+    domain, link = hit
     if not path:
         return _root(edge, domain)
+    if link is None or domain is None:
+        missing = decide(domain, link, _NO_VISIT)
+        edge.counters.count(missing.outcome)
+        return _render(missing, link, domain, request)
     now = time()
     headers = request.headers
+    raw_query = request.rel_url.raw_query_string
     user_agent = headers.get("User-Agent", "")
     peer = request.remote
     client_ip = edge.trust.client_ip(peer, headers.get("X-Forwarded-For"))
-    place = edge.geo.locate(peer, client_ip, headers) if link is not None else NOWHERE
-    visitor = visitor_hash(edge.visitor_key, client_ip or "", user_agent)
+    place = edge.geo.locate(peer, client_ip, headers)
+    memoisable = not raw_query or link.skip_qs
+    decision = edge.decisions.get(link, domain) if memoisable else None
+    if decision is None:
+        decision = await _decide(edge, request, domain, link, now, raw_query, user_agent,
+                                 client_ip, place)
+        if memoisable and not depends_on_visit(link):
+            edge.decisions.put(link, domain, decision)
+    outcome = decision.outcome
+    edge.counters.count(outcome)
+    utm = link.utm
+    # A plain tuple: the background sender encodes it (services/redirect/clicks.py).
+    edge.emitter.emit((
+        now, link.link_id, link.domain_id, path, decision.status, client_ip, user_agent,
+        None if domain.hide_referer else headers.get("Referer"), place.country, place.region,
+        decision.ab_side, utm.get("utm_source"), utm.get("utm_medium"), utm.get("utm_campaign"),
+        outcome, domain.hide_visitor_ip,
+    ))
+    return _render(decision, link, domain, request)
+
+
+async def _decide(edge: Edge, request: web.Request, domain: DomainRecord, link: LinkRecord,
+                  now: float, raw_query: str, user_agent: str, client_ip: str | None,
+                  place: Place) -> Decision:
     unlocked = False
     clicks = None
-    if link is not None and domain is not None:
-        if link.password_hash:
-            unlocked = token_valid(edge.unlock_key, request.cookies.get(cookie_name(link.link_id)),
-                                   link.link_id, link.password_hash, now)
-        if link.clicks_limit is not None and not is_gone(link, now):
-            # Only visits that would reach the destination use up the limit; the
-            # password form only looks at the counter.
-            clicks = await _count_click(edge, link, peek=bool(link.password_hash) and not unlocked)
-    device = device_of(user_agent) if link and (link.iphone_url or link.android_url) else None
-    visit = Visit(now=now, user_agent_device=device, country=place.country, region=place.region,
-                  raw_query=request.rel_url.raw_query_string, visitor=visitor,
-                  unlocked=unlocked, clicks=clicks)
-    decision = decide(domain, link, visit)
-    response = _render(decision, link, domain, request)
-    edge.counters.count(decision.outcome.value)
-    if link is not None and domain is not None:
-        _emit(edge, domain, link, path, decision, client_ip, user_agent, place, visitor,
-              headers.get("Referer"))
-    return response
+    if link.password_hash:
+        unlocked = token_valid(edge.unlock_key, request.cookies.get(cookie_name(link.link_id)),
+                               link.link_id, link.password_hash, now)
+    if link.clicks_limit is not None and not is_gone(link, now):
+        # Only visits that would reach the destination use up the limit; the password
+        # form only looks at the counter.
+        clicks = await _count_click(edge, link, peek=bool(link.password_hash) and not unlocked)
+    return decide(domain, link, Visit(
+        now=now,
+        user_agent_device=device_of(user_agent) if link.iphone_url or link.android_url
+        else None,
+        country=place.country,
+        region=place.region,
+        raw_query=raw_query,
+        visitor=visitor_hash(edge.visitor_key, client_ip or "", user_agent)
+        if link.split_url else "",
+        unlocked=unlocked,
+        clicks=clicks,
+    ))
 
 
 def _root(edge: Edge, domain: DomainRecord | None) -> web.StreamResponse:
@@ -127,41 +173,15 @@ async def _count_click(edge: Edge, link: LinkRecord, *, peek: bool) -> int | Non
     return value
 
 
-def _emit(edge: Edge, domain: DomainRecord, link: LinkRecord, path: str, decision: Decision,
-          client_ip: str | None, user_agent: str, place: Place, visitor: str,
-          referer: str | None) -> None:
-    ip = hide_ip(client_ip, edge.settings.truncate_hidden_ip) if domain.hide_visitor_ip \
-        else client_ip
-    # model_construct: every value here comes from this code, already of the right type;
-    # skipping validation keeps the hot path cheap (the consumer validates on reading).
-    edge.emitter.emit(ClickEvent.model_construct(
-        event_id=uuid.uuid4(),
-        ts=datetime.now(UTC),
-        link_id=link.link_id,
-        domain_id=link.domain_id,
-        path=path,
-        status=decision.status,
-        ip=ip,
-        user_agent=user_agent or None,
-        referer=None if domain.hide_referer else referer,
-        country=place.country,
-        region=place.region,
-        ab_side=decision.ab_side,
-        bot=is_bot(user_agent),
-        visitor=visitor,
-        utm_source=link.utm.get("utm_source"),
-        utm_medium=link.utm.get("utm_medium"),
-        utm_campaign=link.utm.get("utm_campaign"),
-        outcome=decision.outcome.value,
-    ))
-
-
 async def unlock(request: web.Request) -> web.StreamResponse:
     """POST of the password form: rate limited per link and client, checked against the
     slow hash in a thread (never on the event loop), answered with a signed cookie."""
     edge = request.app[EDGE]
     path = path_of(request.raw_path)
-    domain, link = await _resolve(edge, request, path)
+    resolved = await _resolve(edge, request, path)
+    if resolved is None:
+        return _unavailable()
+    domain, link = resolved
     now = time()
     if domain is None or link is None or not link.password_hash or is_gone(link, now):
         return await redirect(request)  # nothing to unlock: answer as a visit would

@@ -151,18 +151,26 @@ class Resolver:
         self.budget_refusals = 0
 
     # ---- the hot path -------------------------------------------------------------
+    def cached(
+        self, hostname: str, path: str
+    ) -> tuple[DomainRecord | None, LinkRecord | None] | None:
+        """The answer from the in-process cache, without a coroutine; None on a miss."""
+        found, domain = self.domains.get(domain_key(hostname))
+        if not found:
+            return None
+        if domain is None:
+            return None, None
+        found, link = self.links.get(
+            link_key(hostname, path if domain.case_sensitive else path.lower())
+        )
+        return (domain, link) if found else None
+
     async def lookup(
         self, hostname: str, path: str
     ) -> tuple[DomainRecord | None, LinkRecord | None]:
-        dkey = domain_key(hostname)
-        found, domain = self.domains.get(dkey)
-        if found:
-            if domain is None:
-                return None, None
-            lkey = link_key(hostname, path if domain.case_sensitive else path.lower())
-            found, link = self.links.get(lkey)
-            if found:
-                return domain, link
+        hit = self.cached(hostname, path)
+        if hit is not None:
+            return hit
         return await self._fetch(hostname, path)
 
     def invalidate(self, key: str) -> None:
@@ -195,11 +203,15 @@ class Resolver:
                 self.breaker.failure()
                 self.redis_errors += 1
                 log.debug("redis lookup failed: %r", exc)
-        if redis_ok and domain_raw is not None:
-            domain: DomainRecord | None = DomainRecord.model_validate_json(domain_raw)
+        known, domain = self.domains.get(dkey)
+        if known and domain is not None:
+            pass  # cached and fresh: no need to parse it again (a change would have dropped it)
+        elif redis_ok and domain_raw is not None:
+            domain = DomainRecord.model_validate_json(domain_raw)
+            self.domains.put(dkey, domain, since)
         else:
             domain = await self._from_db(dkey, lambda: self._db_domain(hostname), redis_ok)
-        self.domains.put(dkey, domain, since)
+            self.domains.put(dkey, domain, since)
         if domain is None or domain.deleted:
             return domain, None
         lkey = exact_key if domain.case_sensitive else folded_key

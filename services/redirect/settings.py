@@ -61,6 +61,7 @@ class Settings(CommonSettings):
     event_queue_size: int = 100_000
     event_batch_size: int = 500
     spool_dir: Path = Path("var/spool")
-    kafka_compression: Literal["gzip", "none"] = "gzip"
+    # lz4 (through cramjam): gzip is aiokafka's level 9, ~7 us of CPU per event here.
+    kafka_compression: Literal["lz4", "gzip", "none"] = "lz4"
     kafka_retry_interval: timedelta = timedelta(seconds=2)
     kafka_send_timeout: timedelta = timedelta(seconds=10)

@@ -145,10 +145,12 @@ def _claimer(path: Path) -> int:
 
 
 def _alive(pid: int) -> bool:
-    if pid <= 0:
+    """Whether another live process owns a file of that pid. Our own pid counts as not
+    alive: this process replays one file at a time and skips its current spool file
+    itself, so a file of our pid found here is from an earlier process that had the same
+    pid (a restarted container's PID 1, for example)."""
+    if pid <= 0 or pid == os.getpid():
         return False
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

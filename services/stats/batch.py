@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +66,17 @@ def partition_batch(partition: int, records: list[RawRecord]) -> PartitionBatch:
 CLICK_COLUMNS = (
     "event_id", "ts", "link_id", "domain_id", "path", "ip", "user_agent", "referer",
     "country", "region", "city", "browser", "os", "device", "referer_host", "social",
-    "utm_source", "utm_medium", "utm_campaign", "bot", "visitor",
+    "utm_source", "utm_medium", "utm_campaign", "bot", "visitor", "combo",
 )
+_UNIT, _NONE = "\x1f", "\x00"
+
+
+def combo_key(values: tuple[str | None, ...], bot: bool) -> int:
+    """A stable signed 64-bit key of one combination of dimension values (the same in
+    every process, unlike ``hash``); collisions are as likely as 2**-64 per pair."""
+    text = _UNIT.join(_NONE if v is None else v for v in values) + ("b" if bot else "h")
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def click_columns(events: list[ClickEvent]) -> list[list[Any]]:
@@ -74,10 +84,13 @@ def click_columns(events: list[ClickEvent]) -> list[list[Any]]:
     columns: list[list[Any]] = [[] for _ in CLICK_COLUMNS]
     (event_id, ts, link_id, domain_id, path, ip, user_agent, referer, country, region, city,
      browser, os_, device, ref_host, social, utm_source, utm_medium, utm_campaign, bot,
-     visitor) = columns
+     visitor, combo) = columns
     for e in events:
         agent = parse_agent(e.user_agent)
         host = referer_host(e.referer)
+        place = e.country or country_of(e.ip)
+        network = social_network(host)
+        is_bot = e.bot or agent.bot
         event_id.append(e.event_id)
         ts.append(e.ts)
         link_id.append(e.link_id)
@@ -86,19 +99,22 @@ def click_columns(events: list[ClickEvent]) -> list[list[Any]]:
         ip.append(e.ip)
         user_agent.append(e.user_agent)
         referer.append(e.referer)
-        country.append(e.country or country_of(e.ip))
+        country.append(place)
         region.append(e.region)
         city.append(e.city)
         browser.append(agent.browser)
         os_.append(agent.os)
         device.append(agent.device)
         ref_host.append(host)
-        social.append(social_network(host))
+        social.append(network)
         utm_source.append(e.utm_source)
         utm_medium.append(e.utm_medium)
         utm_campaign.append(e.utm_campaign)
-        bot.append(e.bot or agent.bot)
+        bot.append(is_bot)
         visitor.append(e.visitor)
+        combo.append(combo_key((place, e.region, e.city, agent.browser, agent.os, agent.device,
+                                host, network, e.utm_source, e.utm_medium, e.utm_campaign),
+                               is_bot))
     return columns
 
 

@@ -38,6 +38,8 @@ def _pipeline(fault_stack: FaultStack, topic: str) -> tuple[Service, Service, di
         "LINKHOP_CLICKS_TOPIC": topic,
         "LINKHOP_REDIRECT_SPOOL_DIR": str(fault_stack.paths.var / "spool" / uuid.uuid4().hex),
         "LINKHOP_REDIRECT_KAFKA_RETRY_INTERVAL": "PT1S",
+        # An unacknowledged batch stays in memory up to this long before it is spooled.
+        "LINKHOP_REDIRECT_KAFKA_SEND_TIMEOUT": "PT2S",
     }
     stats = Service(fault_stack, "stats", {
         "LINKHOP_CLICKS_TOPIC": topic,
@@ -90,15 +92,24 @@ async def test_sigkill_with_kafka_down_replays_the_spool(
     try:
         await asyncio.to_thread(stack.stop_kafka, fault_stack.paths)
 
-        async def kill_mid_load() -> None:
-            await asyncio.sleep(1.5)
+        async def kill_mid_load() -> float:
+            # Once the service has noticed (it spools), kill it while it keeps spooling.
+            spooled = 0.0
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                spooled = await metric(redirect.url, "linkhop_click_events_spooled_total")
+                if spooled:
+                    break
+            await asyncio.sleep(0.5)
             await asyncio.to_thread(redirect.kill)  # SIGKILL: no shutdown at all
+            return spooled
 
-        load, _ = await asyncio.gather(
-            steady_load(redirect.url, fault_tenant.hostname, link.path, requests=300,
+        load, first_spooled = await asyncio.gather(
+            steady_load(redirect.url, fault_tenant.hostname, link.path, requests=500,
                         rate=RATE, timeout=2.0),
             kill_mid_load(),
         )
+        assert first_spooled > 0, redirect.log_tail()
         assert 0 < load.redirected < load.sent, load.summary()
         await asyncio.to_thread(stack.start_kafka, fault_stack.paths)
         second.start()

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.redirect.edge import Edge
+from shared.events import ClickEvent
 from shared.linkrecord import DomainRecord, RecordStore
 from shared.passwords import hash_password
 from shared.record_repository import fetch_domain_record
@@ -324,6 +325,11 @@ async def test_root_robots_health_and_metrics_cannot_be_shadowed(
     assert (root.status, root.headers["Location"]) == (302, "https://example.com/home")
     robots = await visit(client, tenant, "robots.txt")
     assert robots.status == 200 and "Disallow: /" in await robots.text()
+    await set_domain(db, redis_client, tenant, robots="noindex")
+    link = await add_link(db, redis_client, tenant)
+    answer = await visit(client, tenant, link.path)
+    assert answer.headers["X-Robots-Tag"] == "noindex"
+    assert "Allow: /" in await (await visit(client, tenant, "robots.txt")).text()
     health = await visit(client, tenant, "health")
     assert health.status == 200
     assert (await health.json())["checks"]["redis"] is True
@@ -348,7 +354,7 @@ async def test_one_click_event_per_visit_with_privacy_settings(
     await visit(client, tenant, link.path, headers=headers)
     await set_domain(db, redis_client, tenant, hide_referer=True, hide_visitor_ip=True)
     await visit(client, tenant, link.path, headers={**headers, "User-Agent": DESKTOP})
-    first, second = captured
+    first, second = (ClickEvent.from_bytes(edge.emitter.encoder.encode(d)) for d in captured)
     assert first.event_id != second.event_id
     assert (first.link_id, first.domain_id, first.path, first.status) == (
         link.link_id, tenant.domain_id, link.path, 302)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from ipaddress import ip_network
 from pathlib import Path
@@ -193,28 +192,50 @@ def test_spool_takes_over_files_of_dead_processes(tmp_path: Path,
     dead.write_bytes(b'{"n":1}\n{"n":2')  # killed mid-write: a torn last line
     stale = tmp_path / f"{2:020d}-5.999999999.replaying"
     stale.write_bytes(b'{"n":3}\n')
-    monkeypatch.setattr(spool_module, "_alive", lambda pid: pid == os.getpid())
+    mine = tmp_path / f"{3:020d}-{os.getpid()}.spool"  # an earlier process with our pid
+    mine.write_bytes(b'{"n":4}\n')
+    real_alive = spool_module._alive
+    monkeypatch.setattr(spool_module, "_alive",
+                        lambda pid: pid not in (5, 999999999) and real_alive(pid))
     spool = Spool(tmp_path)
     first = spool.claim()
     assert first is not None and Spool.read(first) == (0, [b'{"n":1}'])
     Spool.done(first)
     second = spool.claim()
     assert second is not None and Spool.read(second) == (0, [b'{"n":3}'])
+    Spool.done(second)
+    third = spool.claim()
+    assert third is not None and Spool.read(third) == (0, [b'{"n":4}'])
 
 
-async def test_batcher_shares_one_round_trip() -> None:
-    from services.redirect.batcher import MGetBatcher
+def test_mget_packing() -> None:
+    from services.redirect.batcher import pack_mget
 
-    class FakeRedis:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, ...]] = []
+    assert pack_mget(["a", "bé"]) == b"*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$3\r\nb\xc3\xa9\r\n"
 
-        async def execute_command(self, *args: str) -> list[bytes | None]:
-            self.calls.append(args)
-            return [k.encode() for k in args[1:]]
 
-    fake = FakeRedis()
-    batcher = MGetBatcher(fake, max_lookups=100)  # type: ignore[arg-type]
-    results = await asyncio.gather(*(batcher.mget((f"a{i}", f"b{i}")) for i in range(10)))
-    assert len(fake.calls) == 1
-    assert results[3] == [b"a3", b"b3"]
+_text = st.text(max_size=40)
+_maybe = st.none() | _text
+
+
+@given(path=_text, ua=_text, referer=_maybe, utm=_maybe, ts=st.floats(0, 4e9),
+       ip=st.none() | st.ip_addresses().map(str), hide=st.booleans(),
+       side=st.sampled_from([None, "a", "b"]))
+def test_encoded_events_are_click_events(path: str, ua: str, referer: str | None,
+                                         utm: str | None, ts: float, ip: str | None,
+                                         hide: bool, side: str | None) -> None:
+    from services.redirect.clicks import Encoder
+    from shared.events import ClickEvent
+
+    encoder = Encoder(b"k" * 32, truncate_hidden_ip=False)
+    draft = (ts, 7, 9, path, 302, ip, ua, referer, "DE", "DE-BY", side, utm, None, "c",
+             "redirect", hide)
+    event = ClickEvent.from_bytes(encoder.encode(draft))
+    assert (event.link_id, event.domain_id, event.path, event.status) == (7, 9, path, 302)
+    assert event.ip == (None if hide else ip)
+    assert (event.user_agent, event.referer) == (ua or None, referer)
+    assert (event.country, event.region, event.ab_side) == ("DE", "DE-BY", side)
+    assert (event.utm_source, event.utm_campaign, event.outcome) == (utm, "c", "redirect")
+    assert abs(event.ts.timestamp() - ts) < 1e-3
+    assert event.visitor and event.bot == is_bot(ua)
+    assert ClickEvent.from_bytes(encoder.encode(draft)).event_id != event.event_id

@@ -47,7 +47,7 @@ async def test_exact_counts_after_kill_9(migrated: StackEnv, db: asyncpg.Pool, t
         "LINKHOP_CLICKS_TOPIC": topic,
         "LINKHOP_STATS_CONSUMER_GROUP": unique("group-"),
         "LINKHOP_STATS_BATCH_MAX_RECORDS": "300",  # many transactions to die in
-        "LINKHOP_STATS_KAFKA_SESSION_TIMEOUT": "6",  # a killed member is noticed sooner
+        "LINKHOP_STATS_KAFKA_SESSION_TIMEOUT": "PT6S",  # a killed member is noticed sooner
         "LINKHOP_LOG_LEVEL": "WARNING",
     }
     rng = random.Random()
@@ -61,20 +61,24 @@ async def test_exact_counts_after_kill_9(migrated: StackEnv, db: asyncpg.Pool, t
 
     producing = asyncio.create_task(flow())
     process = start_consumer(env)
+
+    async def counted() -> int:
+        assert process.poll() is None, "the stats process exited on its own"
+        return await domain_total(db, tenant.domain_id)
+
     try:
         for _ in range(KILLS):
             # Kill while it is counting: after it has made progress, at a random moment.
-            seen = await domain_total(db, tenant.domain_id)
-            await eventually(lambda: domain_total(db, tenant.domain_id),
-                             lambda n, seen=seen: n > seen, timeout=30, interval=0.02)
+            seen = await counted()
+            await eventually(counted, lambda n, seen=seen: n > seen, timeout=30,
+                             interval=0.02)
             await asyncio.sleep(rng.uniform(0, 0.3))
             process.send_signal(signal.SIGKILL)
             process.wait()
             process = start_consumer(env)
         await producing
         produced = WAVES * PER_WAVE
-        total = await eventually(lambda: domain_total(db, tenant.domain_id),
-                                 lambda n: n >= produced, timeout=60)
+        total = await eventually(counted, lambda n: n >= produced, timeout=60)
         assert total == produced
         await asyncio.sleep(0.5)
         assert await domain_total(db, tenant.domain_id) == produced

@@ -1,0 +1,142 @@
+"""Fuzzing the management and statistics APIs from their own OpenAPI documents
+(schemathesis): for every operation, valid and invalid requests (bounded: a few dozen
+each) with a real key. No answer is a 5xx, every answer conforms to the document
+(status, content type, body schema), and invalid data is rejected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+import requests
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from services.management.app import create_app as management_app
+from services.management.settings import Settings as ManagementSettings
+from services.stats.app import create_app as stats_app
+from services.stats.settings import Settings as StatsSettings
+from shared.openapi import ENDPOINTS
+from tests.conftest import StackEnv, Tenant, make_tenant
+from tests.security.serving import served_in_thread
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+POSITIVE_EXAMPLES = 20
+NEGATIVE_EXAMPLES = 15
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
+
+# Operations that answered a 500 to some fuzzed input (reported on issue 7): xfail, not
+# strict (the fuzzer does not find it on every run), until fixed.
+_NUL = ("a NUL character (\\u0000) in a link id string reaches Postgres: "
+        "CharacterNotInRepertoireError -> 500")
+KNOWN: dict[str, str] = {
+    "POST /links/archive": _NUL,
+    "POST /links/unarchive": _NUL,
+    "POST /links/archive_bulk": _NUL,
+    "POST /links/unarchive_bulk": _NUL,
+    "DELETE /links/delete_bulk": _NUL,
+    "POST /tags/bulk": _NUL,
+    "POST /links/qr/bulk": _NUL,
+    "GET /api/domains": "offset over int64 (e.g. ?offset=28318982751322250412032) reaches "
+                        "Postgres: DataError -> 500",
+    "POST /statistics/domain/{domainId}/last_clicks":
+        'beforeDate -35156688611042467840 (epoch ms out of range): "ValueError: year '
+        '-1114069143 is out of range" -> 500',
+}
+
+
+def _apps() -> dict[str, web.Application]:
+    return {
+        "management": management_app(ManagementSettings(rate_limit_enabled=False)),
+        "stats": stats_app(StatsSettings(run_consumer=False)),
+    }
+
+
+def _operations() -> list[Any]:
+    """(service, "METHOD /path") of every documented operation, found at collection."""
+    params = []
+    for service, app in _apps().items():
+        for endpoint in app[ENDPOINTS]:
+            label = f"{endpoint.method.upper()} {endpoint.template}"
+            marks = [pytest.mark.xfail(reason=KNOWN[label], strict=False)] if label in KNOWN else []
+            params.append(pytest.param(service, label, marks=marks, id=f"{service}:{label}"))
+    return params
+
+
+@dataclass
+class Target:
+    url: str
+    schema: Any
+    key: str
+
+
+@pytest.fixture(scope="module")
+async def fuzz_tenant(migrated: StackEnv, db: asyncpg.Pool,
+                      redis_client: aioredis.Redis) -> Tenant:
+    return await make_tenant(db, redis_client)
+
+
+@pytest.fixture(scope="module")
+def targets(fuzz_tenant: Tenant) -> Iterator[dict[str, Target]]:
+    apps = _apps()
+    with served_in_thread(apps["management"]) as management, served_in_thread(
+        apps["stats"]
+    ) as stats:
+        found = {}
+        for service, url in (("management", management), ("stats", stats)):
+            document = requests.get(f"{url}/openapi.json", timeout=10).json()
+            found[service] = Target(url, schemathesis.openapi.from_dict(document),
+                                    fuzz_tenant.key)
+        yield found
+
+
+def _operation(target: Target, label: str) -> Any:
+    for result in target.schema.get_all_operations():
+        operation = result.ok()
+        if operation.label == label:
+            return operation
+    raise AssertionError(f"{label} is registered but not in the OpenAPI document")
+
+
+def _fuzz(operation: Any, mode: GenerationMode, examples: int, checks: list[Any],
+          target: Target) -> None:
+    headers = {"Authorization": target.key}
+
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def fuzz(case: Any) -> None:
+        case.call_and_validate(base_url=target.url, headers=headers, checks=checks, timeout=10)
+
+    try:
+        fuzz()
+    except Unsatisfiable:
+        # Nothing of this operation can be made invalid (no parameters, no body).
+        if mode is not GenerationMode.NEGATIVE:
+            raise
+
+
+@pytest.mark.parametrize(("service", "label"), _operations())
+def test_operation_survives_fuzzing(targets: dict[str, Target], service: str,
+                                    label: str) -> None:
+    target = targets[service]
+    operation = _operation(target, label)
+    _fuzz(operation, GenerationMode.POSITIVE, POSITIVE_EXAMPLES, CHECKS, target)
+    _fuzz(operation, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES,
+          [*CHECKS, negative_data_rejection], target)
