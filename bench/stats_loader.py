@@ -40,20 +40,17 @@ _ROLLUPS = (
     """INSERT INTO stats_domain_hourly (domain_id, hour, clicks, human_clicks)
        SELECT $1, hour, count(*), count(*) FILTER (WHERE NOT bot)
        FROM bench_clicks GROUP BY hour""",
-    """INSERT INTO stats_link_dims (link_id, dim, hour, value, clicks)
-       SELECT link_id, d.dim, hour, d.value, count(*)
-       FROM bench_clicks CROSS JOIN LATERAL (VALUES ('country', country),
-            ('browser', browser), ('os', os), ('device', device)) AS d(dim, value)
-       WHERE $1::bigint IS NOT NULL
-       GROUP BY link_id, d.dim, hour, d.value""",
     """INSERT INTO stats_domain_dims (domain_id, dim, hour, value, clicks)
        SELECT $1, d.dim, hour, d.value, count(*)
        FROM bench_clicks CROSS JOIN LATERAL (VALUES ('country', country),
             ('browser', browser), ('os', os), ('device', device)) AS d(dim, value)
        GROUP BY d.dim, hour, d.value""",
-    """INSERT INTO stats_facts (domain_id, hour, link_id, country, browser, os, device, bot,
-                                clicks)
-       SELECT $1, hour, link_id, country, browser, os, device, bot, count(*)
+    # combo: any key unique per combination (the consumer's is services.stats.batch.combo_key).
+    """INSERT INTO stats_facts (link_id, hour, combo, domain_id, country, browser, os, device,
+                                bot, clicks)
+       SELECT link_id, hour, hashtextextended(concat_ws('|', country, browser, os, device, bot),
+                                              0),
+              $1, country, browser, os, device, bot, count(*)
        FROM bench_clicks GROUP BY hour, link_id, country, browser, os, device, bot""",
 )
 
@@ -66,5 +63,5 @@ async def load(conn: asyncpg.Connection, *, domain_id: int, link_ids: list[int],
         await conn.execute(_CLICKS, clicks, days, link_ids)
         for statement in _ROLLUPS:
             await conn.execute(statement, domain_id)
-    await conn.execute("ANALYZE stats_link_hourly, stats_domain_hourly, stats_link_dims, "
-                       "stats_domain_dims, stats_facts")
+    await conn.execute("ANALYZE stats_link_hourly, stats_domain_hourly, stats_domain_dims, "
+                       "stats_facts")

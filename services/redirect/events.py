@@ -16,8 +16,10 @@ them. A clean shutdown sends what is queued, or spools it.
 
 Loss window: a SIGKILL loses only what is in memory: the queue (events of the last few
 milliseconds while Kafka keeps up; at most ``event_queue_size`` events) and the batch
-being sent. Nothing that reached the spool is lost. ``dropped`` counts events that could
-not be written to the spool either (disk full, or the spool directory unwritable).
+being sent (which, while Kafka accepts connections but does not acknowledge, waits up
+to ``kafka_send_timeout`` before it is spooled). Nothing that reached the spool is
+lost. ``dropped`` counts events that could not be written to the spool either (disk
+full, or the spool directory unwritable).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 _OVERFLOW_INTERVAL = 0.05
 _SHUTDOWN_SEND_TIMEOUT = 5.0
 _START_CONNECT_TIMEOUT = 3.0
+_STOP_TIMEOUT = 2.0
 
 # An encoded event: (link id, the JSON of a ClickEvent).
 Encoded = tuple[int, bytes]
@@ -135,6 +138,18 @@ class ClickEmitter:
         if self._kafka_down_since is None:
             self._kafka_down_since = monotonic()
 
+    async def _reset_producer(self) -> None:
+        """After a failed send: Kafka is down, and the producer is replaced by a new one
+        when it is back. An idempotent producer that lived through a broker restart can
+        be left with sequence numbers the broker no longer accepts
+        (OutOfOrderSequenceNumber, forever); a new producer gets a new producer id."""
+        self._mark_down()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_STOP_TIMEOUT):
+                    await producer.stop()
+
     def _should_try_kafka(self) -> bool:
         if self._kafka_down_since is None:
             return True
@@ -182,11 +197,8 @@ class ClickEmitter:
                 if not self._should_try_kafka():
                     continue
                 self._kafka_down_since = monotonic()  # at most one attempt per interval
-                if self._producer is None:
-                    if not await self._connect():
-                        continue
-                else:
-                    self._kafka_down_since = None  # probe again with the next send
+                if not await self._connect():
+                    continue
             await self.replay_spool()
 
     def _take(self, count: int) -> list[Draft]:
@@ -205,14 +217,15 @@ class ClickEmitter:
         failed = await self._send(batch)
         self.sent += len(batch) - len(failed)
         if failed:
-            self._mark_down()
-            await self._spool(failed)
+            await self._spool(failed)  # first: the events are safe before anything else
+            await self._reset_producer()
 
     async def _send(self, batch: list[Encoded]) -> list[Encoded]:
         """One record batch per partition; waits for every acknowledgement and returns
         the events whose batch was not acknowledged."""
         producer = self._producer
-        assert producer is not None
+        if producer is None:  # reset by the other task meanwhile: nothing was sent
+            return list(batch)
         by_partition: dict[int, list[Encoded]] = {}
         for item in batch:
             by_partition.setdefault(partition_for(item[0], self._partitions), []).append(item)
@@ -275,8 +288,8 @@ class ClickEmitter:
                 # A failed chunk is resent whole later; the consumer's event-id dedup
                 # absorbs the part of it the broker had acknowledged.
                 if await self._send([(json.loads(line)["link_id"], line) for line in chunk]):
-                    self._mark_down()
                     await asyncio.to_thread(Spool.release, claimed)
+                    await self._reset_producer()
                     return
                 offset += sum(len(line) + 1 for line in chunk)
                 self.replayed += len(chunk)

@@ -32,12 +32,20 @@ class PartitionBatch:
     invalid: list[tuple[RawRecord, str]] = field(default_factory=list)
 
 
+_MAX_ID = 2**63 - 1
+
+
+def _text(value: str | None) -> str | None:
+    """Postgres text cannot hold NUL: one such byte must not make a batch unwritable."""
+    return value.replace("\x00", "") if value and "\x00" in value else value
+
+
 def decode(record: RawRecord) -> ClickEvent | str:
     """The event, or the reason it cannot be one (for the dead-letter topic)."""
     if record.value is None:
         return "empty message"
     try:
-        return ClickEvent.from_bytes(record.value)
+        event = ClickEvent.from_bytes(record.value)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -45,6 +53,9 @@ def decode(record: RawRecord) -> ClickEvent | str:
             f"invalid click event: {first['msg']}")
     except ValueError as exc:
         return f"undecodable click event: {exc}"
+    if not (0 < event.link_id <= _MAX_ID and 0 < event.domain_id <= _MAX_ID):
+        return "invalid click event: link_id and domain_id must be positive 64-bit integers"
+    return event
 
 
 def partition_batch(partition: int, records: list[RawRecord]) -> PartitionBatch:
@@ -86,35 +97,35 @@ def click_columns(events: list[ClickEvent]) -> list[list[Any]]:
      browser, os_, device, ref_host, social, utm_source, utm_medium, utm_campaign, bot,
      visitor, combo) = columns
     for e in events:
-        agent = parse_agent(e.user_agent)
-        host = referer_host(e.referer)
-        place = e.country or country_of(e.ip)
+        agent = parse_agent(_text(e.user_agent))
+        host = referer_host(_text(e.referer))
+        place = _text(e.country) or country_of(e.ip)
         network = social_network(host)
         is_bot = e.bot or agent.bot
         event_id.append(e.event_id)
         ts.append(e.ts)
         link_id.append(e.link_id)
         domain_id.append(e.domain_id)
-        path.append(e.path)
-        ip.append(e.ip)
-        user_agent.append(e.user_agent)
-        referer.append(e.referer)
+        path.append(_text(e.path))
+        ip.append(_text(e.ip))
+        user_agent.append(_text(e.user_agent))
+        referer.append(_text(e.referer))
         country.append(place)
-        region.append(e.region)
-        city.append(e.city)
+        region.append(_text(e.region))
+        city.append(_text(e.city))
         browser.append(agent.browser)
         os_.append(agent.os)
         device.append(agent.device)
         ref_host.append(host)
         social.append(network)
-        utm_source.append(e.utm_source)
-        utm_medium.append(e.utm_medium)
-        utm_campaign.append(e.utm_campaign)
+        utm_source.append(_text(e.utm_source))
+        utm_medium.append(_text(e.utm_medium))
+        utm_campaign.append(_text(e.utm_campaign))
         bot.append(is_bot)
-        visitor.append(e.visitor)
-        combo.append(combo_key((place, e.region, e.city, agent.browser, agent.os, agent.device,
-                                host, network, e.utm_source, e.utm_medium, e.utm_campaign),
-                               is_bot))
+        visitor.append(_text(e.visitor))
+        combo.append(combo_key((place, _text(e.region), _text(e.city), agent.browser,
+                                agent.os, agent.device, host, network, _text(e.utm_source),
+                                _text(e.utm_medium), _text(e.utm_campaign)), is_bot))
     return columns
 
 

@@ -137,26 +137,43 @@ class ClickConsumer:
                 delay = min(delay * 2, self._settings.retry_max.total_seconds())
 
     async def _batches(self) -> AsyncIterator[int]:
+        """Yields each written batch's count. Polling, decoding and enriching the next
+        batch overlap the previous batch's transaction (Postgres works on the other
+        core meanwhile); writes themselves stay strictly one after the other."""
         settings = self._settings
         timeout_ms = int(settings.poll_timeout.total_seconds() * 1000)
-        while True:
-            polled = await self._consumer.getmany(
-                timeout_ms=timeout_ms, max_records=settings.batch_max_records
-            )
-            batches = [
-                partition_batch(tp.partition, [RawRecord(tp.partition, m.offset, m.value, m.key)
-                                               for m in messages])
-                for tp, messages in polled.items()
-                if messages
-            ]
-            if not batches:
-                continue
-            invalid = [item for b in batches for item in b.invalid]
-            if invalid:
-                await self._dead_letter(invalid)
-            counted = await apply_batches(self._pool, settings, [prepare(b) for b in batches])
-            await self._commit({b.partition: b.next_offset for b in batches})
-            yield counted
+        writing: asyncio.Task[int] | None = None
+        written: dict[int, int] = {}
+        try:
+            while True:
+                polled = await self._consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=settings.batch_max_records
+                )
+                batches = [
+                    partition_batch(tp.partition,
+                                    [RawRecord(tp.partition, m.offset, m.value, m.key)
+                                     for m in messages])
+                    for tp, messages in polled.items()
+                    if messages
+                ]
+                prepared = [prepare(b) for b in batches]
+                invalid = [item for b in batches for item in b.invalid]
+                if invalid:
+                    await self._dead_letter(invalid)
+                if writing is not None:
+                    counted = await writing  # a failure propagates: run() rewinds
+                    writing = None
+                    await self._commit(written)
+                    yield counted
+                if prepared:
+                    written = {b.partition: b.next_offset for b in prepared}
+                    writing = asyncio.create_task(
+                        apply_batches(self._pool, settings, prepared))
+        finally:
+            if writing is not None:
+                writing.cancel()  # no effect when done; its result is dropped either way
+                with contextlib.suppress(BaseException):
+                    await writing
 
     async def _dead_letter(self, invalid: list[tuple[RawRecord, str]]) -> None:
         """Sends the original bytes with the reason, and waits until Kafka has them:

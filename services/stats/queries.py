@@ -1,9 +1,9 @@
 """SQL of the statistics API: reads of the hourly rollups (never of the raw click log,
 except ``last_clicks``, which reads it newest first by index) and clearing statistics.
 
-Unfiltered answers come from the per-dimension rollups (small: one row per hour and
-value); answers with include/exclude filters come from ``stats_facts``, which keeps
-every dimension of a click together per hour.
+Unfiltered domain answers come from the per-dimension rollups (one row per domain, hour
+and value); link breakdowns and every answer with include/exclude filters come from
+``stats_facts``, which keeps every dimension of a click together per link and hour.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _facts_where(args: _Args, scope: Scope, lo: datetime, hi: datetime, filters:
     where = [f"f.domain_id = {args(scope.domain_id)}",
              f"f.hour >= {args(lo)}", f"f.hour < {args(hi)}"]
     if scope.link_id is not None:
-        where.append(f"f.link_id = {args(scope.link_id)}")
+        where.insert(0, f"f.link_id = {args(scope.link_id)}")
     allowed = set(DIMENSION_COLUMNS.values())
     for column, values in filters.include.items():
         assert column in allowed  # column names come from a fixed table, never a caller
@@ -145,19 +145,15 @@ async def hourly(conn: Any, scope: Scope, lo: datetime, hi: datetime, filters: F
 async def breakdowns(conn: Any, scope: Scope, lo: datetime, hi: datetime, dims: list[str],
                      limit: int, filters: Filters) -> dict[str, list[tuple[str, int]]]:
     """The top ``limit`` values of each dimension in ``dims``, by clicks."""
-    if filters.empty:
+    if filters.empty and scope.link_id is None:
         args = _Args()
-        if scope.link_id is not None:
-            table, owner = "stats_link_dims", f"link_id = {args(scope.link_id)}"
-        else:
-            table, owner = "stats_domain_dims", f"domain_id = {args(scope.domain_id)}"
         sql = f"""
             SELECT dim, value, clicks FROM (
                 SELECT dim, value, sum(clicks)::bigint AS clicks,
                        row_number() OVER (PARTITION BY dim ORDER BY sum(clicks) DESC, value)
                          AS rank
-                FROM {table}
-                WHERE {owner} AND dim = ANY({args(dims)}::text[])
+                FROM stats_domain_dims
+                WHERE domain_id = {args(scope.domain_id)} AND dim = ANY({args(dims)}::text[])
                   AND hour >= {args(lo)} AND hour < {args(hi)}
                 GROUP BY dim, value) ranked
             WHERE rank <= {args(limit)}
@@ -301,10 +297,6 @@ async def last_clicks(conn: Any, domain_id: int, *, limit: int, before: datetime
 async def clear_domain(conn: Any, domain_id: int) -> None:
     """Deletes every statistic of a domain (call inside a transaction)."""
     await conn.execute(
-        """DELETE FROM stats_link_dims WHERE link_id IN
-               (SELECT DISTINCT link_id FROM stats_link_hourly WHERE domain_id = $1)""",
-        domain_id)
-    await conn.execute(
         """DELETE FROM stats_link_visitors WHERE link_id IN
                (SELECT DISTINCT link_id FROM stats_link_hourly WHERE domain_id = $1)""",
         domain_id)
@@ -323,16 +315,19 @@ async def clear_link(conn: Any, domain_id: int, link_id: int) -> None:
            WHERE l.link_id = $1 AND d.domain_id = $2 AND d.hour = l.hour""",
         link_id, domain_id)
     await conn.execute(
-        """UPDATE stats_domain_dims d SET clicks = d.clicks - l.clicks
-           FROM stats_link_dims l
-           WHERE l.link_id = $1 AND d.domain_id = $2 AND d.dim = l.dim AND d.hour = l.hour
-             AND d.value = l.value""",
+        f"""UPDATE stats_domain_dims d SET clicks = d.clicks - l.clicks
+            FROM (SELECT f.hour, x.dim, x.value, sum(f.clicks) AS clicks
+                  FROM stats_facts f CROSS JOIN LATERAL (VALUES {_UNPIVOT}) AS x(dim, value)
+                  WHERE f.link_id = $1 AND x.value IS NOT NULL
+                  GROUP BY f.hour, x.dim, x.value) l
+            WHERE d.domain_id = $2 AND d.dim = l.dim AND d.hour = l.hour
+              AND d.value = l.value""",
         link_id, domain_id)
     await conn.execute("DELETE FROM stats_domain_dims WHERE domain_id = $1 AND clicks <= 0",
                        domain_id)
     await conn.execute("DELETE FROM stats_domain_hourly WHERE domain_id = $1 AND clicks <= 0",
                        domain_id)
-    for table in ("stats_link_hourly", "stats_link_dims", "stats_link_visitors"):
+    for table in ("stats_link_hourly", "stats_link_visitors"):
         await conn.execute(f"DELETE FROM {table} WHERE link_id = $1", link_id)
     for table in ("stats_facts", "stats_clicks"):
         await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1 AND link_id = $2",

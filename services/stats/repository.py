@@ -25,11 +25,13 @@ DIMENSION_COLUMNS: dict[str, str] = {
 _FACT_COLUMNS = ", ".join(DIMENSION_COLUMNS.values())
 _CLICK_TYPES = {
     "event_id": "uuid", "ts": "timestamptz", "link_id": "bigint", "domain_id": "bigint",
-    "bot": "boolean",
+    "bot": "boolean", "combo": "bigint",
 }
 _UNNEST = ", ".join(
     f"${i}::{_CLICK_TYPES.get(name, 'text')}[]" for i, name in enumerate(CLICK_COLUMNS, 1)
 )
+# Every row of one (link, hour, combo) group has the same values: min() just picks them.
+_FIRST_FACTS = ", ".join(f"min({col})" for col in DIMENSION_COLUMNS.values())
 _DIM_VALUES = ", ".join(f"('{dim}', n.{col})" for dim, col in DIMENSION_COLUMNS.items())
 
 # One statement per batch: insert the raw clicks, skipping event_ids already stored
@@ -41,7 +43,7 @@ WITH new AS (
     SELECT * FROM unnest({_UNNEST})
     ON CONFLICT (event_id) DO NOTHING
     RETURNING link_id, domain_id, date_trunc('hour', ts, 'UTC') AS hour,
-              (ts AT TIME ZONE 'UTC')::date AS day, {_FACT_COLUMNS}, bot, visitor
+              (ts AT TIME ZONE 'UTC')::date AS day, {_FACT_COLUMNS}, bot, visitor, combo
 ),
 link_hourly AS (
     INSERT INTO stats_link_hourly AS t (link_id, hour, domain_id, clicks, human_clicks)
@@ -60,14 +62,9 @@ domain_hourly AS (
            human_clicks = t.human_clicks + EXCLUDED.human_clicks
 ),
 dims AS (
-    SELECT n.link_id, n.domain_id, n.hour, d.dim, d.value
+    SELECT n.domain_id, n.hour, d.dim, d.value
     FROM new n CROSS JOIN LATERAL (VALUES {_DIM_VALUES}) AS d(dim, value)
     WHERE d.value IS NOT NULL
-),
-link_dims AS (
-    INSERT INTO stats_link_dims AS t (link_id, dim, hour, value, clicks)
-    SELECT link_id, dim, hour, value, count(*) FROM dims GROUP BY link_id, dim, hour, value
-    ON CONFLICT (link_id, dim, hour, value) DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks
 ),
 domain_dims AS (
     INSERT INTO stats_domain_dims AS t (domain_id, dim, hour, value, clicks)
@@ -76,11 +73,10 @@ domain_dims AS (
     ON CONFLICT (domain_id, dim, hour, value) DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks
 ),
 facts AS (
-    INSERT INTO stats_facts AS t (domain_id, hour, link_id, {_FACT_COLUMNS}, bot, clicks)
-    SELECT domain_id, hour, link_id, {_FACT_COLUMNS}, bot, count(*) FROM new
-    GROUP BY domain_id, hour, link_id, {_FACT_COLUMNS}, bot
-    ON CONFLICT (domain_id, hour, link_id, {_FACT_COLUMNS}, bot)
-       DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks
+    INSERT INTO stats_facts AS t (link_id, hour, combo, domain_id, {_FACT_COLUMNS}, bot, clicks)
+    SELECT link_id, hour, combo, min(domain_id), {_FIRST_FACTS}, bool_or(bot), count(*)
+    FROM new GROUP BY link_id, hour, combo
+    ON CONFLICT (link_id, hour, combo) DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks
 ),
 visitors AS (
     INSERT INTO stats_link_visitors (link_id, day, visitor)

@@ -253,3 +253,36 @@ async def _consume_event_ids(bootstrap: str, topic: str, expected: int) -> list[
     finally:
         await consumer.stop()
     return ids
+
+
+async def test_failed_send_spools_and_replaces_the_producer(
+    migrated: StackEnv, tmp_path: Path, topic: str, db: asyncpg.Pool,
+    redis_client: aioredis.Redis, tenant: Tenant,
+) -> None:
+    """A send that fails (injected: the broker's answer to a restart we cannot cause on
+    the shared stack) spools its events and retires the idempotent producer; a new one
+    replays them: none lost, none doubled."""
+    from aiokafka.errors import KafkaConnectionError
+
+    await ensure_topics(migrated.kafka_bootstrap, [topic])
+    link = await add_link(db, redis_client, tenant)
+    client, edge = await start(settings_for(tmp_path, clicks_topic=topic,
+                                            kafka_retry_interval=0.2))
+    try:
+        emitter = edge.emitter
+        broken = emitter._producer
+        assert broken is not None
+
+        async def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise KafkaConnectionError("injected")
+
+        broken.send_batch = refuse
+        for _ in range(30):
+            assert (await visit(client, tenant, link.path)).status == 302
+        await eventually(lambda: _replayed(edge), lambda n: n >= 30, timeout=15)
+        assert emitter.spooled == 30 and emitter.replayed == 30
+        assert emitter._producer is not None and emitter._producer is not broken
+    finally:
+        await client.close()
+    ids = await _consume_event_ids(migrated.kafka_bootstrap, topic, 30)
+    assert len(ids) == len(set(ids)) == 30

@@ -239,3 +239,20 @@ def test_encoded_events_are_click_events(path: str, ua: str, referer: str | None
     assert abs(event.ts.timestamp() - ts) < 1e-3
     assert event.visitor and event.bot == is_bot(ua)
     assert ClickEvent.from_bytes(encoder.encode(draft)).event_id != event.event_id
+
+
+@pytest.mark.parametrize(("edge", "headers"), [
+    ("cloudflare", {"CF-IPCountry": "us", "CF-Region-Code": "CA"}),
+    ("cloudfront", {"CloudFront-Viewer-Country": "US",
+                    "CloudFront-Viewer-Country-Region": "CA"}),
+    ("vercel", {"X-Vercel-IP-Country": "US", "X-Vercel-IP-Country-Region": "CA"}),
+])
+def test_edge_headers_trusted_only_from_proxies(edge: str, headers: dict[str, str]) -> None:
+    from services.redirect.geo import GeoLocator, Place
+
+    trust = ProxyTrust([ip_network("10.0.0.0/8")])
+    geo = GeoLocator(edge=edge, trust=trust, database=None)
+    assert geo.locate("10.0.0.1", "8.8.8.8", headers) == Place("US", "US-CA")
+    # From an untrusted peer the headers are ignored: the bundled RIR data answers.
+    assert geo.locate("8.8.8.8", "8.8.8.8", headers) == Place("US", None)
+    assert geo.locate("1.0.16.1", "1.0.16.1", headers) == Place("JP", None)

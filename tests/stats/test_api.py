@@ -207,7 +207,7 @@ async def test_breakdowns_filters_and_domain_endpoints(
 
 async def test_keys_and_visibility(api: Client, db: asyncpg.Pool, tenant: Tenant,
                                    redis_client: aioredis.Redis) -> None:
-    link, id_string = await make_link(db, tenant)
+    _, id_string = await make_link(db, tenant)
     other = await make_tenant(db, redis_client)
     for url in (f"/statistics/link/{id_string}", f"/statistics/domain/{tenant.domain_id}"):
         assert (await api.get(url)).status == 401

@@ -93,8 +93,8 @@ async def test_duplicates_count_once_and_invalid_events_are_dead_lettered(
             c: sum(e.country == c for e in events) for c in ("FR", "US")
             if any(e.country == c for e in events)}
         socials = await db.fetchval(
-            """SELECT sum(clicks) FROM stats_link_dims WHERE link_id = ANY($1::bigint[])
-               AND dim = 'social' AND value = 'facebook'""", links)
+            """SELECT sum(clicks) FROM stats_facts WHERE link_id = ANY($1::bigint[])
+               AND social = 'facebook'""", links)
         assert socials == sum(e.referer == "https://m.facebook.com/x" for e in events)
         human = await db.fetchval(
             "SELECT sum(human_clicks) FROM stats_domain_hourly WHERE domain_id = $1",

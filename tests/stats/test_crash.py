@@ -70,8 +70,7 @@ async def test_exact_counts_after_kill_9(migrated: StackEnv, db: asyncpg.Pool, t
         for _ in range(KILLS):
             # Kill while it is counting: after it has made progress, at a random moment.
             seen = await counted()
-            await eventually(counted, lambda n, seen=seen: n > seen, timeout=30,
-                             interval=0.02)
+            await eventually(counted, seen.__lt__, timeout=30, interval=0.02)
             await asyncio.sleep(rng.uniform(0, 0.3))
             process.send_signal(signal.SIGKILL)
             process.wait()
