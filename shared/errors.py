@@ -1,10 +1,11 @@
 """One error base class, rendered by one middleware, in Short.io's error shape.
 
 Short.io answers errors as ``{"success": false, "error": "<message>"}`` (see the
-``*Errors`` types of ``@short.io/client-node``); linkhop adds ``message`` (read by some SDK error types), ``code`` (a stable machine
-name) and ``statusCode``. Handlers and services raise :class:`ApiError` subclasses;
-anything else that escapes becomes a 500 with no internals in the body, except the
-dependency outages that are mapped to 503 + ``Retry-After`` here, in one place.
+``*Errors`` types of ``@short.io/client-node``); linkhop adds ``message`` (which some
+SDK error types read), ``code`` (a stable machine name) and ``statusCode``. Handlers
+and services raise :class:`ApiError` subclasses; anything else that escapes becomes a
+500 with no internals in the body, except the dependency outages that are mapped to
+503 + ``Retry-After`` here, in one place.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ async def refused(api: Client, key: str) -> None:
     answer = await api.get("/api/domains", headers=auth(key))
     assert answer.status == 401
     assert await answer.json() == {
-        "success": False, "error": REFUSED, "message": REFUSED, "code": "unauthorized", "statusCode": 401}
+        "success": False, "error": REFUSED, "message": REFUSED, "code": "unauthorized",
+        "statusCode": 401}
 
 
 async def test_create_use_list_and_revoke(api: Client, tenant: Tenant, db: asyncpg.Pool
