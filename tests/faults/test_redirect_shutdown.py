@@ -86,11 +86,14 @@ async def test_sigkill_with_kafka_down_replays_the_spool(
     fault_stack = restore_servers
     link = await create_link(fault_stack, fault_db, fault_tenant)
     redirect, stats, env = _pipeline(fault_stack, fault_topic)
-    redirect.start()
     stats.start()
     second = Service(fault_stack, "redirect", env)
     try:
+        # Kafka away before the service starts: every event goes through the spool (how
+        # long a service that was connected keeps events in memory first is measured in
+        # test_kafka_faults and stated in docs/reliability.md).
         await asyncio.to_thread(stack.stop_kafka, fault_stack.paths)
+        redirect.start()
 
         async def kill_mid_load() -> float:
             # Once the service has noticed (it spools), kill it while it keeps spooling.

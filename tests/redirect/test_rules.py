@@ -14,10 +14,11 @@ import redis.asyncio as aioredis
 
 from services.redirect.edge import Edge
 from shared.events import ClickEvent
-from shared.linkrecord import DomainRecord, RecordStore
+from shared.linkrecord import DomainRecord, RecordStore, domain_key
 from shared.passwords import hash_password
 from shared.record_repository import fetch_domain_record
 from tests.conftest import Tenant
+from tests.helpers import eventually
 from tests.redirect.helpers import Client, add_link, settings_for, start, visit
 
 pytestmark = pytest.mark.stack
@@ -34,12 +35,19 @@ async def edge_client(migrated: Any, tmp_path: Path, topic: str
         tmp_path, clicks_topic=topic, geo_headers="cloudflare",
         trusted_proxies=["127.0.0.1/32"],
     ))
+    await eventually(lambda: _subscribed(edge), bool, timeout=5)
     yield client, edge
     await client.close()
 
 
+async def _subscribed(edge: Edge) -> bool:
+    return edge.subscribed.is_set()
+
+
 async def set_domain(db: asyncpg.Pool, redis_client: aioredis.Redis, tenant: Tenant,
-                     **columns: Any) -> DomainRecord:
+                     edge: Edge, **columns: Any) -> DomainRecord:
+    """Changes the domain and waits until the edge has dropped its cached copy (the
+    announcement travels through Redis pub/sub: milliseconds, not zero)."""
     sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(columns, start=2))
     async with db.acquire() as conn:
         await conn.execute(
@@ -48,6 +56,12 @@ async def set_domain(db: asyncpg.Pool, redis_client: aioredis.Redis, tenant: Ten
         record = await fetch_domain_record(conn, tenant.hostname)
     assert record is not None
     await RecordStore(redis_client).put_domain(record)
+
+    async def stale() -> bool:
+        found, cached = edge.resolver.domains.get(domain_key(tenant.hostname))
+        return found and cached is not None and cached.version < record.version
+
+    assert not await eventually(stale, lambda s: not s, timeout=5, interval=0.01)
     return record
 
 
@@ -76,11 +90,11 @@ async def test_redirect_types_link_then_domain(
     edge_client: tuple[Client, Edge], db: asyncpg.Pool, redis_client: aioredis.Redis,
     tenant: Tenant,
 ) -> None:
-    client, _ = edge_client
+    client, edge = edge_client
     for status in (301, 302, 307, 308):
         link = await add_link(db, redis_client, tenant, redirect_type=status)
         assert (await visit(client, tenant, link.path)).status == status
-    await set_domain(db, redis_client, tenant, redirect_type=301)
+    await set_domain(db, redis_client, tenant, edge, redirect_type=301)
     plain = await add_link(db, redis_client, tenant)
     assert (await visit(client, tenant, plain.path)).status == 301
 
@@ -89,7 +103,7 @@ async def test_archived_deleted_and_not_found_redirect(
     edge_client: tuple[Client, Edge], db: asyncpg.Pool, redis_client: aioredis.Redis,
     tenant: Tenant,
 ) -> None:
-    client, _ = edge_client
+    client, edge = edge_client
     archived = await add_link(db, redis_client, tenant, archived=True,
                               expires_at=None, password_hash=hash_password("pw"))
     assert (await visit(client, tenant, archived.path)).status == 404
@@ -98,7 +112,7 @@ async def test_archived_deleted_and_not_found_redirect(
         tenant.hostname, deleted.path.lower(), link_id=deleted.link_id,
         domain_id=tenant.domain_id, version=deleted.version + 1000)
     assert (await visit(client, tenant, deleted.path)).status == 404
-    await set_domain(db, redis_client, tenant, not_found_redirect="https://example.com/404")
+    await set_domain(db, redis_client, tenant, edge, not_found_redirect="https://example.com/404")
     for path in (archived.path, deleted.path, "nothing-here"):
         answer = await visit(client, tenant, path)
         assert answer.status == 302
@@ -315,17 +329,17 @@ async def test_root_robots_health_and_metrics_cannot_be_shadowed(
     edge_client: tuple[Client, Edge], db: asyncpg.Pool, redis_client: aioredis.Redis,
     tenant: Tenant,
 ) -> None:
-    client, _ = edge_client
+    client, edge = edge_client
     for path in ("health", "metrics", "robots.txt"):
         await add_link(db, redis_client, tenant, path=path, url="https://example.com/shadow")
     assert (await visit(client, tenant, "")).status == 404
-    await set_domain(db, redis_client, tenant, root_redirect="https://example.com/home",
+    await set_domain(db, redis_client, tenant, edge, root_redirect="https://example.com/home",
                      robots="disallow")
     root = await visit(client, tenant, "")
     assert (root.status, root.headers["Location"]) == (302, "https://example.com/home")
     robots = await visit(client, tenant, "robots.txt")
     assert robots.status == 200 and "Disallow: /" in await robots.text()
-    await set_domain(db, redis_client, tenant, robots="noindex")
+    await set_domain(db, redis_client, tenant, edge, robots="noindex")
     link = await add_link(db, redis_client, tenant)
     answer = await visit(client, tenant, link.path)
     assert answer.headers["X-Robots-Tag"] == "noindex"
@@ -352,7 +366,7 @@ async def test_one_click_event_per_visit_with_privacy_settings(
                "Referer": "https://ref.example/", "CF-IPCountry": "FR",
                "X-Forwarded-For": "81.169.145.1"}
     await visit(client, tenant, link.path, headers=headers)
-    await set_domain(db, redis_client, tenant, hide_referer=True, hide_visitor_ip=True)
+    await set_domain(db, redis_client, tenant, edge, hide_referer=True, hide_visitor_ip=True)
     await visit(client, tenant, link.path, headers={**headers, "User-Agent": DESKTOP})
     first, second = (ClickEvent.from_bytes(edge.emitter.encoder.encode(d)) for d in captured)
     assert first.event_id != second.event_id
