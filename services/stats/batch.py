@@ -58,6 +58,12 @@ def decode(record: RawRecord) -> ClickEvent | str:
     return event
 
 
+# The edge reports every visit of a known link; only the ones that reached the
+# destination (a redirect, or the cloaking page framing it) are clicks. Password-form
+# views and visits of expired links are not (None: events from before `outcome`).
+COUNTED_OUTCOMES = frozenset({None, "redirect", "cloak"})
+
+
 def partition_batch(partition: int, records: list[RawRecord]) -> PartitionBatch:
     batch = PartitionBatch(
         partition=partition,
@@ -68,7 +74,7 @@ def partition_batch(partition: int, records: list[RawRecord]) -> PartitionBatch:
         decoded = decode(record)
         if isinstance(decoded, str):
             batch.invalid.append((record, decoded))
-        else:
+        elif decoded.outcome in COUNTED_OUTCOMES:
             batch.events.append((record.offset, decoded))
     return batch
 

@@ -115,3 +115,12 @@ def test_columns_enrich_and_fill_country() -> None:
     assert row["country"] == "US"
     assert row["browser"] == "Chrome" and row["social"] == "twitter"
     assert row["referer_host"] == "t.co" and row["bot"] is False
+
+
+def test_only_visits_that_reached_the_destination_are_clicks() -> None:
+    outcomes = [None, "redirect", "cloak", "password", "expired", "not_found"]
+    records = [RawRecord(0, i, _event(i + 1, outcome=o).to_bytes())
+               for i, o in enumerate(outcomes)]
+    batch = partition_batch(0, records)
+    assert [e.outcome for _, e in batch.events] == [None, "redirect", "cloak"]
+    assert not batch.invalid and batch.next_offset == len(outcomes)
