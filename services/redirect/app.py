@@ -48,6 +48,8 @@ def _edge_ctx(settings: Settings) -> CleanupCtx:
             visitor_key=visitor_key,
             attempts=AttemptLimiter(settings.password_attempts,
                                     settings.password_window.total_seconds()),
+            scans=AttemptLimiter(settings.not_found_limit,
+                                 settings.not_found_window.total_seconds()),
         )
         app[REDIS] = client
         app[EDGE] = edge

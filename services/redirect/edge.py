@@ -42,6 +42,7 @@ class Edge:
     unlock_key: bytes
     visitor_key: bytes
     attempts: AttemptLimiter
+    scans: AttemptLimiter  # not-found answers per client
     counters: Counters = field(default_factory=Counters)
     decisions: DecisionMemo = field(default_factory=lambda: DecisionMemo(10_000))
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)

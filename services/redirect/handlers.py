@@ -62,13 +62,17 @@ async def redirect(request: web.Request) -> web.StreamResponse:
     # The cache hit is answered without awaiting anything (no coroutine per lookup).
     hit = edge.resolver.cached(hostname_of(request.host), path)
     if hit is None:
+        if edge.scans.exceeded(_client(edge, request)):
+            return _scan_limited(edge)  # before the lookup: a scanner costs no query
         hit = await _resolve(edge, request, path)
         if hit is None:
             return _unavailable()
     domain, link = hit
     if not path:
-        return _root(edge, domain)
+        return _root(edge, request, domain)
     if link is None or domain is None:
+        if not edge.scans.allowed(edge.scans.hit(_client(edge, request))):
+            return _scan_limited(edge)
         missing = decide(domain, link, _NO_VISIT)
         edge.counters.count(missing.outcome)
         return _render(missing, link, domain, request)
@@ -125,13 +129,28 @@ async def _decide(edge: Edge, request: web.Request, domain: DomainRecord, link: 
     ))
 
 
-def _root(edge: Edge, domain: DomainRecord | None) -> web.StreamResponse:
+def _root(edge: Edge, request: web.Request, domain: DomainRecord | None
+          ) -> web.StreamResponse:
     if domain is not None and not domain.deleted and domain.root_redirect:
         edge.counters.count("root")
         return web.Response(status=domain.redirect_type,
                             headers={"Location": safe_location(domain.root_redirect)})
+    if not edge.scans.allowed(edge.scans.hit(_client(edge, request))):
+        return _scan_limited(edge)
     edge.counters.count("not_found")
     return not_found_page()
+
+
+def _client(edge: Edge, request: web.Request) -> str:
+    return edge.trust.client_ip(request.remote, request.headers.get("X-Forwarded-For")) or ""
+
+
+def _scan_limited(edge: Edge) -> web.Response:
+    """Too many not-found answers for one client: it is scanning for links."""
+    edge.counters.count("scan_limited")
+    window = int(edge.settings.not_found_window.total_seconds())
+    return web.Response(status=429, text="Too many unknown links; try again later.\n",
+                        headers={"Retry-After": str(window)})
 
 
 def _render(decision: Decision, link: LinkRecord | None, domain: DomainRecord | None,

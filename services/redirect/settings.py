@@ -44,6 +44,11 @@ class Settings(CommonSettings):
     redis_max_connections: int = 32
     db_pool_max: int = 4
 
+    # Scanning: not-found answers per client (in process, per worker); past the limit
+    # the client gets 429 before any lookup, so it cannot reach Postgres at all.
+    not_found_limit: int = 60
+    not_found_window: timedelta = timedelta(minutes=1)
+
     # Password-protected links.
     unlock_ttl: timedelta = timedelta(hours=1)
     password_attempts: int = 10

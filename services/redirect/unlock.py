@@ -68,3 +68,8 @@ class AttemptLimiter:
 
     def allowed(self, count: int) -> bool:
         return count <= self._limit
+
+    def exceeded(self, key: str) -> bool:
+        """Whether ``key`` is over the limit in the current window (counts nothing)."""
+        start, count = self._counts.get(key, (0.0, 0))
+        return count > self._limit and monotonic() - start <= self._window

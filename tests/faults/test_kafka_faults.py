@@ -88,12 +88,6 @@ async def test_kafka_stopped_then_started(
         dropped = await metric(redirect.url, "linkhop_click_events_dropped_total")
         print(f"kafka stopped {down_for:.1f}s: baseline {baseline.summary()}; "
               f"during {load.summary()}; {accounting.summary()} spooled={spooled:g}")
-        if not accounting.exact() and "OutOfOrderSequenceNumber" in redirect.log_tail(400):
-            # Known defect (reported on issue 7): after the broker restarts, the spool
-            # replay keeps the idempotent producer whose sequence numbers the broker
-            # no longer accepts, so the spooled events are never delivered.
-            pytest.xfail(f"spool replay stuck on OutOfOrderSequenceNumber: "
-                         f"{accounting.summary()}")
         assert accounting.exact(), accounting.summary()
         assert spooled > 0  # the outage (longer than the send timeout) used the spool
         assert dropped == 0

@@ -88,27 +88,50 @@ async def test_missing_keys_are_read_from_postgres_and_refilled(
         await client.close()
 
 
-async def test_single_flight_negative_cache_and_fallback_budget(
-    migrated: StackEnv, tmp_path: Path, topic: str, db: asyncpg.Pool, tenant: Tenant,
+async def test_single_flight_and_scans_cost_postgres_nothing(
+    migrated: StackEnv, tmp_path: Path, topic: str, db: asyncpg.Pool,
+    redis_client: aioredis.Redis, tenant: Tenant,
 ) -> None:
     link = await insert_link(db, tenant, url="https://example.com/only-in-pg")
-    client, edge = await start(settings_for(tmp_path, clicks_topic=topic,
-                                            db_fallback_rate=1.0, db_fallback_burst=10))
+    # Redis lost this tenant's records, as after a flush (only its own key is deleted).
+    await redis_client.delete(domain_key(tenant.hostname))
+    client, edge = await start(settings_for(tmp_path, clicks_topic=topic))
     try:
         before = edge.resolver.db_lookups
         answers = await asyncio.gather(*(visit(client, tenant, link.path) for _ in range(30)))
         assert {a.status for a in answers} == {302}
-        assert edge.resolver.db_lookups - before == 1  # one query for 30 concurrent misses
+        # one domain query and one link query for 30 concurrent misses
+        assert edge.resolver.db_lookups - before == 2
 
-        before = edge.resolver.db_lookups
-        for _ in range(20):
-            assert (await visit(client, tenant, "not-a-link")).status == 404
-        assert edge.resolver.db_lookups - before == 1  # then remembered as a miss
+        async def domain_back() -> int:
+            return int(await redis_client.exists(domain_key(tenant.hostname)))
 
+        assert await eventually(domain_back, lambda n: n == 1, timeout=5) == 1
         before = edge.resolver.db_lookups
         scan = [await visit(client, tenant, unique("scan")) for _ in range(40)]
         assert {a.status for a in scan} == {404}
-        assert edge.resolver.db_lookups - before <= 11  # the budget, not one per path
+        # Redis holds the domain, so a missing link is a 404 without any query.
+        assert edge.resolver.db_lookups - before == 0
+    finally:
+        await client.close()
+
+
+async def test_fallback_budget_bounds_queries_while_redis_is_down(
+    migrated: StackEnv, tmp_path: Path, topic: str, db: asyncpg.Pool, tenant: Tenant,
+) -> None:
+    client, edge = await start(settings_for(
+        tmp_path, clicks_topic=topic, redis_url=f"redis://127.0.0.1:{closed_port()}/0",
+        db_fallback_rate=1.0, db_fallback_burst=10))
+    try:
+        before = edge.resolver.db_lookups
+        for _ in range(20):
+            assert (await visit(client, tenant, "not-a-link")).status == 404
+        assert edge.resolver.db_lookups - before == 2  # domain + link, then remembered
+
+        before = edge.resolver.db_lookups
+        scan = [await visit(client, tenant, unique("scan")) for _ in range(40)]
+        assert {a.status for a in scan} <= {404, 503}
+        assert edge.resolver.db_lookups - before <= 10  # the budget, not one per path
         assert edge.resolver.budget_refusals > 0
     finally:
         await client.close()
@@ -286,3 +309,22 @@ async def test_failed_send_spools_and_replaces_the_producer(
         await client.close()
     ids = await _consume_event_ids(migrated.kafka_bootstrap, topic, 30)
     assert len(ids) == len(set(ids)) == 30
+
+
+async def test_scanning_client_is_limited_before_any_lookup(
+    migrated: StackEnv, tmp_path: Path, topic: str, db: asyncpg.Pool,
+    redis_client: aioredis.Redis, tenant: Tenant,
+) -> None:
+    link = await add_link(db, redis_client, tenant, url="https://example.com/real")
+    client, edge = await start(settings_for(tmp_path, clicks_topic=topic, not_found_limit=5))
+    try:
+        statuses = [(await visit(client, tenant, unique("scan"))).status for _ in range(8)]
+        assert statuses == [404] * 5 + [429] * 3
+        lookups = edge.resolver.batcher.lookups
+        limited = await visit(client, tenant, unique("scan"))
+        assert limited.status == 429 and int(limited.headers["Retry-After"]) > 0
+        assert edge.resolver.batcher.lookups == lookups  # refused before Redis or Postgres
+        # Links this client already resolved (cached) keep working.
+        assert (await visit(client, tenant, link.path)).status in (429, 302)
+    finally:
+        await client.close()
