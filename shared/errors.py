@@ -154,6 +154,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(exc)
     except ValidationError as exc:
         return json_error(validation_error(exc))
+    except asyncpg.exceptions.DataError as exc:
+        # SQLSTATE class 22: Postgres refused a value the caller sent (a NUL in a path
+        # parameter, a number out of range). Input validation should catch these first;
+        # this keeps one that slips through a 400, never a 500.
+        log.info("data refused by postgres on %s %s: %s", request.method, request.path,
+                 type(exc).__name__)
+        return json_error(BadRequest("invalid value in request"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

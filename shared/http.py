@@ -34,9 +34,38 @@ async def read_json(request: web.Request, limit: int = MAX_JSON_BODY) -> Any:
     if not raw:
         raise BadRequest("request body must be a JSON document")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    refuse_nul(data)
+    return data
+
+
+def refuse_nul(data: Any, where: str = "request body") -> None:
+    """Postgres text cannot hold NUL: refuse it at the boundary with a clear 400 rather
+    than let it fail deep inside a query."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest(f"{where} must not contain NUL characters")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
+    """The query string (and path parameters are checked alike) as ``model``."""
+    data = dict(request.query)
+    refuse_nul(data, "query string")
+    refuse_nul(dict(request.match_info), "path")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
 
 
 async def read_model(request: web.Request, model: type[ModelT]) -> ModelT:

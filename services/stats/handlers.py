@@ -24,7 +24,7 @@ from services.stats.models import (
 from shared.apikeys import Principal
 from shared.auth import authenticate
 from shared.errors import BadRequest, Forbidden, validation_error
-from shared.http import json_response, read_json
+from shared.http import json_response, read_json, refuse_nul
 from shared.openapi import Endpoint, add_endpoints, openapi_document
 from shared.resources import DB_POOL
 
@@ -41,6 +41,7 @@ async def _principal(request: web.Request) -> Principal:
 async def _input(request: web.Request, model: type[ModelT]) -> ModelT:
     """The query string, overlaid by the JSON body on POST (an empty body is allowed)."""
     data: dict[str, Any] = dict(request.query)
+    refuse_nul(data, "query string")
     if request.method == "POST" and (request.content_length or request.body_exists):
         body = await read_json(request)
         if not isinstance(body, dict):

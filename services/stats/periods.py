@@ -85,7 +85,10 @@ def parse_moment(value: str | int, tz: tzinfo, *, is_end: bool) -> datetime:
     """``YYYY-MM-DD`` (a local day; an end date includes that whole day), an ISO date
     time (naive means local), or epoch milliseconds."""
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        return datetime.fromtimestamp(int(value) / 1000, UTC).astimezone(tz)
+        try:
+            return datetime.fromtimestamp(int(value) / 1000, UTC).astimezone(tz)
+        except (ValueError, OverflowError, OSError):
+            raise PeriodError(f"epoch milliseconds out of range: {value!r}") from None
     text = value.strip()
     try:
         if len(text) == 10:

@@ -17,7 +17,7 @@ from services.management.domains.schemas import (
     SuccessResponse,
 )
 from shared.errors import NotFound
-from shared.http import json_response, read_model
+from shared.http import json_response, read_model, read_query
 from shared.openapi import Endpoint, add_endpoints
 from shared.resources import DB_POOL, REDIS
 
@@ -33,7 +33,7 @@ def _domain_id(request: web.Request) -> int:
 
 async def list_domains(request: web.Request) -> web.Response:
     who = await principal(request)
-    query = ListDomainsQuery.model_validate(dict(request.query))  # 400 via error_middleware
+    query = read_query(request, ListDomainsQuery)
     rows = await service.list_domains(
         request.app[DB_POOL], who, limit=query.limit, offset=query.offset
     )

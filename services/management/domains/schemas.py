@@ -158,4 +158,4 @@ class DomainList(RootModel[list[Domain]]):
 
 class ListDomainsQuery(BaseModel):
     limit: int = Field(default=1000, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=2**31 - 1)

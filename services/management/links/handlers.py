@@ -25,7 +25,7 @@ from services.management.links.schemas import (
 )
 from services.management.links.validation import validate_destination
 from shared.errors import BadRequest
-from shared.http import json_response, read_model
+from shared.http import json_response, read_model, read_query
 from shared.openapi import Endpoint, add_endpoints
 from shared.resources import DB_POOL, REDIS
 
@@ -89,14 +89,14 @@ async def delete_link(request: web.Request) -> web.Response:
 
 async def expand_link(request: web.Request) -> web.Response:
     who = await principal(request)
-    query = ExpandQuery.model_validate(dict(request.query))
+    query = read_query(request, ExpandQuery)
     row = await service.expand(request.app[DB_POOL], who, query.domain, query.path)
     return json_response(link_json(row, scheme(request)))
 
 
 async def links_by_url(request: web.Request) -> web.Response:
     who = await principal(request)
-    query = ByUrlQuery.model_validate(dict(request.query))
+    query = read_query(request, ByUrlQuery)
     try:
         url = validate_destination(query.originalURL)
     except ValueError as exc:
@@ -112,7 +112,7 @@ async def links_by_url(request: web.Request) -> web.Response:
 
 async def list_links(request: web.Request) -> web.Response:
     who = await principal(request)
-    query = ListLinksQuery.model_validate(dict(request.query))
+    query = read_query(request, ListLinksQuery)
     page = await listing.list_page(request.app[DB_POOL], who, query)
     body: dict[str, Any] = {"links": [link_json(r, scheme(request)) for r in page.rows],
                             "count": page.count}
