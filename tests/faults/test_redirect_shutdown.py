@@ -132,3 +132,43 @@ async def test_sigkill_with_kafka_down_replays_the_spool(
         second.stop()
         redirect.stop()
         stats.stop()
+
+
+async def test_sigkill_just_after_kafka_fails_loses_at_most_the_send_timeout(
+    restore_servers: FaultStack, fault_db: asyncpg.Pool, fault_tenant: Tenant, fault_topic: str
+) -> None:
+    """The stated window: events wait in memory up to the send timeout (2 s here) after
+    Kafka fails before they are spooled; a SIGKILL then loses at most those."""
+    fault_stack = restore_servers
+    link = await create_link(fault_stack, fault_db, fault_tenant)
+    redirect, stats, env = _pipeline(fault_stack, fault_topic)
+    redirect.start()
+    stats.start()
+    second = Service(fault_stack, "redirect", env)
+    try:
+        async def fail_then_kill() -> None:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(stack.stop_kafka, fault_stack.paths, True)  # kill -9
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(redirect.kill)
+
+        load, _ = await asyncio.gather(
+            steady_load(redirect.url, fault_tenant.hostname, link.path, requests=300,
+                        rate=RATE, timeout=2.0),
+            fail_then_kill(),
+        )
+        await asyncio.to_thread(stack.start_kafka, fault_stack.paths)
+        second.start()
+        accounting = await settle_accounting(fault_stack, fault_topic, link.link_id,
+                                             load.redirected, timeout=20)
+        lost = load.redirected - len(accounting.counted_ids)
+        print(f"redirect SIGKILL 1 s after Kafka kill -9: {load.summary()}; "
+              f"{accounting.summary()}; lost={lost}")
+        assert accounting.topic_ids == accounting.counted_ids, accounting.summary()
+        assert accounting.rollup_clicks == len(accounting.counted_ids), accounting.summary()
+        # At most the traffic of the send timeout plus the kill delay (2 s + 1 s).
+        assert lost <= RATE * 3, accounting.summary()
+    finally:
+        second.stop()
+        redirect.stop()
+        stats.stop()
