@@ -86,6 +86,7 @@ class Service:
         try:
             processes.wait_healthy(self.url, timeout=timeout, process=self.process)
         except (RuntimeError, TimeoutError) as exc:
+            self.stop(hard=True)  # no process (or pid file) is left behind
             raise AssertionError(f"{self.label} did not start: {exc}\n{self.log_tail()}") from exc
 
     def stop(self, *, hard: bool = False) -> None:
