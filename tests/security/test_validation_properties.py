@@ -206,9 +206,6 @@ def test_invisible_characters_in_paths_are_refused(
     assert _path_refused(slug[:at] + invisible + slug[at:])
 
 
-@pytest.mark.xfail(reason="Hangul fillers (U+115F, U+1160, U+3164, U+FFA0) are Unicode "
-                          "letters (Lo) that render blank: validate_path accepts them, so "
-                          "'ab\u3164' and 'ab' look alike (reported on issue 7)", strict=True)
 def test_hangul_filler_letters_in_paths_are_refused() -> None:
     assert all(_path_refused(f"ab{c}cd") for c in HANGUL_FILLERS)
 

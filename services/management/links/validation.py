@@ -100,11 +100,16 @@ def destination_host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+# Letters by Unicode's account that render as blank space (Hangul fillers, the Braille
+# blank): a path holding one would look identical to another path without it.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def _path_char_ok(char: str) -> bool:
     # Unicode letters and digits are fine (the edge decodes the request path before the
     # lookup); "%" is not, since the stored path is compared with the decoded one.
     return (char.isascii() and char.isalnum()) or char in _PATH_SEGMENT_EXTRA or (
-        not char.isascii() and char.isalnum())
+        not char.isascii() and char.isalnum() and char not in _BLANK_LETTERS)
 
 
 def validate_path(path: str) -> str:
