@@ -600,7 +600,9 @@ def _fetch_kafka_jars(paths: StackPaths) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise StackError("Maven (mvn) is needed to fetch the Kafka jars and is not installed")
-    staging = paths.kafka_dir / "libs.partial"
+    # Staged beside the final folder (which instances share), so the rename is atomic
+    # and its parent exists even when another instance fetches first.
+    staging = paths.kafka_libs.with_name("libs.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     log.info("fetching Apache Kafka jars with Maven into %s (once)", paths.kafka_libs)

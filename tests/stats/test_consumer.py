@@ -176,14 +176,15 @@ async def test_consumer_survives_a_database_error(
                VALUES ($1, $2, 0, 0)""", settings.consumer_group, topic)
     client = await serve(create_app(settings))
     try:
-        await produce_events(migrated.kafka_bootstrap, topic,
-                             [click(link, tenant.domain_id) for _ in range(50)])
         async with db.acquire() as conn:
+            # Locked before any event exists, so no batch can slip in ahead of the lock.
             tx = conn.transaction()
             await tx.start()
             await conn.execute(
                 "SELECT 1 FROM stats_offsets WHERE consumer_group = $1 FOR UPDATE",
                 settings.consumer_group)
+            await produce_events(migrated.kafka_bootstrap, topic,
+                                 [click(link, tenant.domain_id) for _ in range(50)])
             await asyncio.sleep(2.5)  # at least two failed attempts
             await produce_events(migrated.kafka_bootstrap, topic,
                                  [click(link, tenant.domain_id) for _ in range(50)])
