@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import shlex
 import signal
 import sys
@@ -185,6 +186,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def _dev_banner(env: dict[str, str], env_file: Path) -> str:
     key, domain = env["LINKHOP_API_KEY"], env["LINKHOP_DEMO_DOMAIN"]
+    # A fresh demo path each run, so the printed create works however often dev runs.
+    path = f"hello-{secrets.token_hex(3)}"
     mgmt, redirect, stats_url = (
         env["LINKHOP_MANAGEMENT_URL"], env["LINKHOP_REDIRECT_URL"], env["LINKHOP_STATS_URL"]
     )
@@ -198,8 +201,8 @@ linkhop is running.
 
 Try it (or `source {env_file}` and use the variables):
   curl -s -X POST {mgmt}/links -H 'Authorization: {key}' -H 'Content-Type: application/json' \\
-       -d '{{"domain": "{domain}", "originalURL": "https://example.com/", "path": "hello"}}'
-  curl -si -H 'Host: {domain}' {redirect}/hello
+       -d '{{"domain": "{domain}", "originalURL": "https://example.com/", "path": "{path}"}}'
+  curl -si -H 'Host: {domain}' {redirect}/{path}
   curl -s -H 'Authorization: {key}' {stats_url}/statistics/link/<idString from the first answer>
 """
 
