@@ -41,6 +41,7 @@ from aiokafka.partitioner import murmur2
 from services.redirect.clicks import Draft, Encoder
 from services.redirect.settings import Settings
 from services.redirect.spool import Spool
+from shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -338,10 +339,7 @@ def emitter_ctx(emitter: ClickEmitter) -> Callable[[web.Application], AsyncItera
         finally:
             await emitter.stop_sender(sender)
             for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
             await emitter.shutdown()
 
     return ctx

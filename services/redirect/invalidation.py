@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from services.redirect.resolve import REDIS_ERRORS, Resolver
 from shared.linkrecord import CHANGES_CHANNEL
+from shared.tasks import CleanupCtx, background_task_ctx
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +46,8 @@ async def listen(resolver: Resolver, subscribed: asyncio.Event) -> None:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-def invalidation_ctx(
-    resolver: Resolver, subscribed: asyncio.Event
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(listen(resolver, subscribed), name="cache-invalidation")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+def invalidation_ctx(resolver: Resolver, subscribed: asyncio.Event) -> CleanupCtx:
+    async def run(app: web.Application) -> None:
+        await listen(resolver, subscribed)
 
-    return ctx
+    return background_task_ctx("cache-invalidation", run)

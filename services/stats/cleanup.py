@@ -4,9 +4,7 @@ retention itself, in small steps, on a timer (rollups are kept)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -15,6 +13,7 @@ from aiohttp import web
 from services.stats import repository
 from services.stats.settings import Settings
 from shared.resources import DB_POOL
+from shared.tasks import CleanupCtx, background_task_ctx
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +43,8 @@ async def _cleanup_forever(pool: asyncpg.Pool, settings: Settings) -> None:
         await asyncio.sleep(settings.cleanup_interval.total_seconds())
 
 
-def cleanup_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_cleanup_forever(app[DB_POOL], settings),
-                                   name="raw-click-cleanup")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+def cleanup_ctx(settings: Settings) -> CleanupCtx:
+    async def run(app: web.Application) -> None:
+        await _cleanup_forever(app[DB_POOL], settings)
 
-    return ctx
+    return background_task_ctx("raw-click-cleanup", run)

@@ -28,6 +28,7 @@ from services.stats.batch import (
 )
 from services.stats.settings import Settings
 from shared.resources import DB_POOL
+from shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +241,7 @@ def consumer_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterato
                 try:
                     yield
                 finally:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                    await cancel_and_wait(task)
             finally:
                 await consumer.stop()
         finally:

@@ -220,12 +220,15 @@ def chart(hourly: Iterable[tuple[datetime, int]], window: Window, interval: str,
           limit: int) -> list[tuple[datetime, int]]:
     """Hourly UTC counts summed into the caller's buckets, empty buckets included."""
     buckets = chart_buckets(window, interval, limit)
-    sums = dict.fromkeys(buckets, 0)
+    # Keyed by UTC instant: when clocks go back, two local hours share one wall-clock
+    # time, and aware datetimes of one zone compare (and hash) by wall clock.
+    index = {bucket.astimezone(UTC): i for i, bucket in enumerate(buckets)}
+    sums = [0] * len(buckets)
     for hour, clicks in hourly:
-        key = bucket_start(hour, interval, window.tz)
-        if key in sums:
-            sums[key] += clicks
-    return list(sums.items())
+        i = index.get(bucket_start(hour, interval, window.tz).astimezone(UTC))
+        if i is not None:
+            sums[i] += clicks
+    return list(zip(buckets, sums, strict=True))
 
 
 def change(current: int, previous: int | None) -> str:

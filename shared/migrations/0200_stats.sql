@@ -9,9 +9,3 @@ CREATE TABLE stats_offsets (
     PRIMARY KEY (consumer_group, topic, partition)
 );
 
--- The walking skeleton's per-link totals; superseded by 0201 (dropped there).
-CREATE TABLE stats_link_totals (
-    link_id       bigint PRIMARY KEY,
-    domain_id     bigint NOT NULL,
-    total_clicks  bigint NOT NULL DEFAULT 0
-);

@@ -135,7 +135,7 @@ def test_chart_sums_every_hour_of_the_window_once(
     series = chart([(h, n) for h, n in hourly.items() if lo <= h < hi], window, interval,
                    10_000)
     assert sum(y for _, y in series) == inside
-    xs = [x for x, _ in series]
+    xs = [x.astimezone(UTC) for x, _ in series]  # instants: wall clocks repeat in autumn
     assert xs == sorted(xs) and len(set(xs)) == len(xs)
     assert len(chart_buckets(window, interval, 10_000)) == len(series)
 
@@ -155,3 +155,13 @@ def test_change() -> None:
     assert change(5, 10) == "-50.00"
     assert change(5, 0) == "N/A"
     assert change(5, None) == "N/A"
+
+
+def test_the_day_clocks_go_back_has_25_hourly_points() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    window = period_window("today", datetime(2004, 10, 31, 12, tzinfo=UTC), paris)
+    # 02:00 local happens twice: 00:00 UTC (CEST) and 01:00 UTC (CET).
+    series = chart([(datetime(2004, 10, 31, 0, tzinfo=UTC), 3),
+                    (datetime(2004, 10, 31, 1, tzinfo=UTC), 5)], window, "hour", 100)
+    assert len(series) == 25
+    assert [y for _, y in series if y] == [3, 5]

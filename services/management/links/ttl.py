@@ -8,9 +8,7 @@ redirecting at most one sweep interval after its ttl.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -21,6 +19,7 @@ from services.management.settings import Settings
 from services.management.writethrough import tombstone_links
 from shared.linkrecord import RecordStore
 from shared.resources import DB_POOL, REDIS
+from shared.tasks import CleanupCtx, background_task_ctx
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ async def sweep_expired(pool: asyncpg.Pool, redis: aioredis.Redis) -> int:
             return total
 
 
-def ttl_sweeper_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+def ttl_sweeper_ctx(settings: Settings) -> CleanupCtx:
     async def loop(app: web.Application) -> None:
         interval = settings.ttl_sweep_interval.total_seconds()
         while True:
@@ -53,13 +52,4 @@ def ttl_sweeper_ctx(settings: Settings) -> Callable[[web.Application], AsyncIter
                 log.warning("ttl sweep failed; retrying in %.0fs", interval, exc_info=True)
             await asyncio.sleep(interval)
 
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(loop(app))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return ctx
+    return background_task_ctx("ttl-sweeper", loop)
