@@ -26,10 +26,19 @@ class TopicCounter:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         await admin.start()
         try:
-            described = await admin.describe_topics([self._topic])
+            # A topic created a moment ago (on a broker that just started) can be
+            # described with no partitions yet; counting those would read 0 forever.
+            deadline = time.monotonic() + 30
+            numbers: list[int] = []
+            while not numbers:
+                described = await admin.describe_topics([self._topic])
+                numbers = sorted(p["partition"] for d in described for p in d["partitions"])
+                if not numbers:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"topic {self._topic} has no partitions")
+                    await asyncio.sleep(0.2)
         finally:
             await admin.close()
-        numbers = sorted(p["partition"] for d in described for p in d["partitions"])
         self._partitions = [TopicPartition(self._topic, p) for p in numbers]
         return consumer
 
