@@ -34,14 +34,25 @@ def _pid_file(var: Path, name: str) -> Path:
     return var / "run" / f"{name}.pid"
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie (PID 1 may never reap an orphan, so a
+    stopped server can linger as one)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass  # exists, owned by another user
+    try:
+        stat_text = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
         return True
-    return True
+    state = stat_text[stat_text.rfind(")") + 2 : stat_text.rfind(")") + 3]
+    return state not in ("Z", "X")
 
 
 def running_pid(var: Path, name: str) -> int | None:
@@ -50,7 +61,7 @@ def running_pid(var: Path, name: str) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    if _alive(pid):
+    if pid_alive(pid):
         return pid
     pid_file.unlink(missing_ok=True)
     return None
@@ -102,10 +113,10 @@ def stop_service(var: Path, label: str, *, timeout: float = 15.0, hard: bool = F
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         _reap(pid)
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         _reap(pid)

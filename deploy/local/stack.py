@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from deploy.local.processes import pid_alive
 from shared.settings import (
     CLICKS_TOPIC,
     DEFAULT_DATABASE_URL,
@@ -356,26 +357,6 @@ def _read_pid(path: Path) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    try:
-        stat_text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    state = stat_text[stat_text.rfind(")") + 2 : stat_text.rfind(")") + 3]
-    return state not in ("Z", "X")
-
-
 def _cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -428,14 +409,14 @@ def _find_pid(pid_file: Path, port: int, marker: str, *, remove_stale: bool) -> 
     """The running server: from our pid file, else the ``marker`` process on ``port``."""
     pid = _read_pid(pid_file)
     if pid is not None:
-        if _pid_alive(pid) and marker in _cmdline(pid):
+        if pid_alive(pid) and marker in _cmdline(pid):
             return pid
         if remove_stale:
             log.info("removing stale pid file %s (pid %d is gone)", pid_file, pid)
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
     for candidate in _listener_pids(port):
-        if _pid_alive(candidate) and marker in _cmdline(candidate):
+        if pid_alive(candidate) and marker in _cmdline(candidate):
             return candidate
     return None
 
@@ -462,17 +443,17 @@ def _wait_until(predicate: Callable[[], bool], timeout: float, interval: float =
 
 def _terminate(pid: int, name: str, *, sig: signal.Signals, timeout: float) -> None:
     """Send ``sig``, wait up to ``timeout`` s, then SIGKILL; returns once ``pid`` is gone."""
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return
     log.info("stopping %s (pid %d) with %s", name, pid, sig.name)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    if _wait_until(lambda: not _pid_alive(pid), timeout):
+    if _wait_until(lambda: not pid_alive(pid), timeout):
         return
     log.warning("%s (pid %d) did not stop in %.0f s: SIGKILL", name, pid, timeout)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    if not _wait_until(lambda: not _pid_alive(pid), 10):
+    if not _wait_until(lambda: not pid_alive(pid), 10):
         raise StackError(f"{name} (pid {pid}) survived SIGKILL")
 
 
@@ -1228,7 +1209,7 @@ async def _kafka_wait_ready(
 
 def _await_kafka(paths: StackPaths, pid: int, timeout: float = KAFKA_READY_TIMEOUT_S) -> None:
     def alive() -> bool:
-        return _pid_alive(pid)
+        return pid_alive(pid)
 
     def failure(message: str) -> StackError:
         return StackError(
@@ -1334,7 +1315,7 @@ def stop(paths: StackPaths) -> None:
         stop_kafka(paths)
         stop_redis(paths)
         stop_postgres(paths)
-        left = [pid for pid in pids if _pid_alive(pid)]
+        left = [pid for pid in pids if pid_alive(pid)]
         if left:
             raise StackError(f"processes still alive after stop: {left}")
 

@@ -3,34 +3,22 @@ Redis holds exactly what shared.record_repository compiles from Postgres."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from services.management.app import create_app
-from services.management.settings import Settings
 from shared import apikey_repository
 from shared.apikeys import KeyKind
 from shared.linkrecord import LinkRecord, link_key
 from shared.record_repository import fetch_link_record_by_id
-from tests.conftest import StackEnv, Tenant, serve
+from tests.conftest import Tenant
 
 Client = TestClient[web.Request, web.Application]
 
 
-@pytest.fixture
-async def api(migrated: StackEnv) -> AsyncIterator[Client]:
-    # Rate limits are tested by their own suite; here they would only add flakiness.
-    client = await serve(create_app(Settings(rate_limit_enabled=False)))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def auth(tenant: Tenant | str) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,12 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from services.management.app import create_app
 from services.management.domains import repository as domain_repo
-from services.management.settings import Settings
 from shared import apikey_repository
 from shared.apikeys import hash_key
-from tests.conftest import StackEnv, Tenant, make_tenant, serve, unique
+from tests.conftest import Tenant, make_tenant, unique
+from tests.management.links_support import auth
 
 pytestmark = pytest.mark.stack
 
@@ -27,17 +25,8 @@ Client = TestClient[web.Request, web.Application]
 REFUSED = "Unauthorized: missing, invalid, revoked or expired API key"
 
 
-@pytest.fixture
-async def api(migrated: StackEnv) -> AsyncIterator[Client]:
-    client = await serve(create_app(Settings()))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": key}
 
 
 async def refused(api: Client, key: str) -> None:

@@ -3,7 +3,6 @@ through to Redis with new versions, and re-keying when caseSensitive flips."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -12,13 +11,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from services.management.app import create_app
 from services.management.domains import repository as domain_repo
-from services.management.settings import Settings
 from shared import apikey_repository
 from shared.apikeys import KeyKind
 from shared.linkrecord import DomainRecord, LinkRecord, domain_key, link_key
-from tests.conftest import StackEnv, Tenant, make_tenant, serve, unique
+from tests.conftest import Tenant, make_tenant, unique
+from tests.management.links_support import auth
 
 pytestmark = pytest.mark.stack
 
@@ -33,17 +31,8 @@ SDK_DOMAIN_FIELDS = {
 }
 
 
-@pytest.fixture
-async def api(migrated: StackEnv) -> AsyncIterator[Client]:
-    client = await serve(create_app(Settings()))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": key}
 
 
 async def new_key(db: asyncpg.Pool, team_id: int, *, kind: KeyKind = "private",

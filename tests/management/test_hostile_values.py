@@ -7,10 +7,9 @@ import asyncpg
 import pytest
 
 from tests.conftest import Tenant
-from tests.management.links_support import Client, api, auth, count_links
+from tests.management.links_support import Client, auth, count_links
 
 pytestmark = pytest.mark.stack
-__all__ = ["api"]
 
 
 async def test_nul_in_body_query_and_path_is_refused(api: Client, tenant: Tenant,

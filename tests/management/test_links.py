@@ -14,7 +14,6 @@ from shared.passwords import verify_password
 from tests.conftest import Tenant, make_tenant, unique
 from tests.management.links_support import (
     Client,
-    api,
     assert_in_sync,
     auth,
     count_links,
@@ -25,7 +24,6 @@ from tests.management.links_support import (
 )
 
 pytestmark = pytest.mark.stack
-__all__ = ["api"]  # the fixture, imported for pytest
 
 
 async def test_create_with_all_fields_and_sync(api: Client, tenant: Tenant, db: asyncpg.Pool,

@@ -10,10 +10,9 @@ import redis.asyncio as aioredis
 from shared.linkrecord import LinkRecord, link_key
 from shared.record_repository import fetch_link_records_by_ids
 from tests.conftest import Tenant, make_tenant
-from tests.management.links_support import Client, api, auth, count_links, create
+from tests.management.links_support import Client, auth, count_links, create
 
 pytestmark = pytest.mark.stack
-__all__ = ["api"]
 
 BAD = {7: {"originalURL": "javascript:alert(1)"}, 123: {"originalURL": "https://e.com/",
                                                         "path": "robots.txt"},

@@ -8,10 +8,9 @@ import redis.asyncio as aioredis
 
 from services.management.links.ttl import sweep_expired
 from tests.conftest import Tenant
-from tests.management.links_support import Client, api, create, link_row_id, stored
+from tests.management.links_support import Client, create, link_row_id, stored
 
 pytestmark = pytest.mark.stack
-__all__ = ["api"]
 
 
 async def test_links_past_their_ttl_are_deleted(api: Client, tenant: Tenant, db: asyncpg.Pool,

@@ -4,7 +4,6 @@ valid OpenAPI 3.1 document; GET /docs serves Swagger UI from local files only.""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,23 +11,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
-from services.management.app import create_app
-from services.management.settings import Settings
 from shared.openapi import ENDPOINTS
-from tests.conftest import StackEnv, serve
 
 pytestmark = pytest.mark.stack
 
 Client = TestClient[web.Request, web.Application]
 
 
-@pytest.fixture
-async def api(migrated: StackEnv) -> AsyncIterator[Client]:
-    client = await serve(create_app(Settings()))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def resolve(document: dict[str, Any], ref: str) -> Any:

@@ -10,10 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import Tenant, make_tenant
-from tests.management.links_support import Client, api, auth, create
+from tests.management.links_support import Client, auth, create
 
 pytestmark = pytest.mark.stack
-__all__ = ["api"]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

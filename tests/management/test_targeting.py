@@ -10,7 +10,6 @@ import redis.asyncio as aioredis
 from tests.conftest import Tenant, make_tenant
 from tests.management.links_support import (
     Client,
-    api,
     assert_in_sync,
     auth,
     create,
@@ -18,7 +17,6 @@ from tests.management.links_support import (
 )
 
 pytestmark = pytest.mark.stack
-__all__ = ["api"]
 
 
 async def test_countries(api: Client, tenant: Tenant, db: asyncpg.Pool,
