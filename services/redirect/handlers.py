@@ -59,29 +59,29 @@ def _unavailable() -> web.Response:
 async def redirect(request: web.Request) -> web.StreamResponse:
     edge = request.app[EDGE]
     path = path_of(request.raw_path)
+    headers = request.headers
+    peer = request.remote
+    client_ip = edge.trust.client_ip(peer, headers.get("X-Forwarded-For"))
     # The cache hit is answered without awaiting anything (no coroutine per lookup).
     hit = edge.resolver.cached(hostname_of(request.host), path)
     if hit is None:
-        if edge.scans.exceeded(_client(edge, request)):
+        if edge.scans.exceeded(client_ip or ""):
             return _scan_limited(edge)  # before the lookup: a scanner costs no query
         hit = await _resolve(edge, request, path)
         if hit is None:
             return _unavailable()
     domain, link = hit
     if not path:
-        return _root(edge, request, domain)
+        return _root(edge, client_ip, domain)
     if link is None or domain is None:
-        if not edge.scans.allowed(edge.scans.hit(_client(edge, request))):
+        if not edge.scans.allowed(edge.scans.hit(client_ip or "")):
             return _scan_limited(edge)
         missing = decide(domain, link, _NO_VISIT)
         edge.counters.count(missing.outcome)
         return _render(missing, link, domain, request)
     now = time()
-    headers = request.headers
     raw_query = request.rel_url.raw_query_string
     user_agent = headers.get("User-Agent", "")
-    peer = request.remote
-    client_ip = edge.trust.client_ip(peer, headers.get("X-Forwarded-For"))
     place = edge.geo.locate(peer, client_ip, headers)
     memoisable = not raw_query or link.skip_qs
     decision = edge.decisions.get(link, domain) if memoisable else None
@@ -129,20 +129,16 @@ async def _decide(edge: Edge, request: web.Request, domain: DomainRecord, link: 
     ))
 
 
-def _root(edge: Edge, request: web.Request, domain: DomainRecord | None
+def _root(edge: Edge, client_ip: str | None, domain: DomainRecord | None
           ) -> web.StreamResponse:
     if domain is not None and not domain.deleted and domain.root_redirect:
         edge.counters.count("root")
         return web.Response(status=domain.redirect_type,
                             headers={"Location": safe_location(domain.root_redirect)})
-    if not edge.scans.allowed(edge.scans.hit(_client(edge, request))):
+    if not edge.scans.allowed(edge.scans.hit(client_ip or "")):
         return _scan_limited(edge)
     edge.counters.count("not_found")
     return not_found_page()
-
-
-def _client(edge: Edge, request: web.Request) -> str:
-    return edge.trust.client_ip(request.remote, request.headers.get("X-Forwarded-For")) or ""
 
 
 def _scan_limited(edge: Edge) -> web.Response:

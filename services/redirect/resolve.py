@@ -5,8 +5,8 @@ Order of sources, per lookup:
 2. Redis: one ``MGET`` of domain + exact-path link + folded-path link, shared with the
    other lookups of the same event-loop tick (:mod:`services.redirect.batcher`), behind a
    circuit breaker (:mod:`services.redirect.breaker`);
-3. Postgres, through a read-only pool, when Redis is down or has lost its data (the
-   domain's record is missing: a flush or an empty restart removes it too): one query
+3. Postgres, through a read-only pool, when Redis is down or lacks a record (a flush
+   or an empty restart loses records, and the edge cannot tell which): one query
    per key however many requests miss it at once (single flight), within a rate budget
    (a token bucket), so a scan of random paths cannot flood the database. What Postgres
    knows is written back to Redis (version-checked, so never over a newer record);
@@ -219,11 +219,6 @@ class Resolver:
         link_raw = (exact_raw if domain.case_sensitive else folded_raw) if redis_ok else None
         if link_raw is not None:
             link: LinkRecord | None = LinkRecord.model_validate_json(link_raw)
-        elif redis_ok and domain_raw is not None:
-            # Redis answered and still holds the domain's record, so it was not flushed
-            # or restarted empty since the management service wrote it: a missing link
-            # is a plain 404, and scanning random paths costs Postgres nothing.
-            link = None
         else:
             path_key = path if domain.case_sensitive else folded
             link = await self._from_db(

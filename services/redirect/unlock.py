@@ -70,6 +70,7 @@ class AttemptLimiter:
         return count <= self._limit
 
     def exceeded(self, key: str) -> bool:
-        """Whether ``key`` is over the limit in the current window (counts nothing)."""
+        """Whether one more hit of ``key`` in the current window would be over the limit
+        (counts nothing)."""
         start, count = self._counts.get(key, (0.0, 0))
-        return count > self._limit and monotonic() - start <= self._window
+        return count >= self._limit and monotonic() - start <= self._window
