@@ -58,10 +58,20 @@ def refuse_nul(data: Any, where: str = "request body") -> None:
 
 
 def read_query(request: web.Request, model: type[ModelT]) -> ModelT:
-    """The query string (and path parameters are checked alike) as ``model``."""
+    """The query string (and path parameters are checked alike) as ``model``.
+
+    A parameter the endpoint does not know is refused, not ignored: a misspelt filter
+    (``limt=10``) or one linkhop does not support would otherwise silently answer
+    something else than the caller asked for. The answer names the accepted ones.
+    """
     data = dict(request.query)
     refuse_nul(data, "query string")
     refuse_nul(dict(request.match_info), "path")
+    unknown = sorted(set(data) - set(model.model_fields))
+    if unknown:
+        accepted = ", ".join(model.model_fields)
+        raise BadRequest(f"unknown query parameter(s): {', '.join(map(repr, unknown))}; "
+                         f"this endpoint accepts: {accepted}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

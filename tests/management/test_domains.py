@@ -215,6 +215,32 @@ async def test_restricted_key_sees_and_changes_only_its_domain(
     assert {d["id"] for d in listed} == {tenant.domain_id, other_id}
 
 
+async def test_list_filters_of_the_sdk(api: Client, tenant: Tenant, db: asyncpg.Pool) -> None:
+    """pattern, teamId and noTeamId (Short.io's ListDomainsData) filter; an unknown
+    parameter is refused with the accepted ones named, never silently ignored."""
+    other_id = await second_domain(db, tenant)
+
+    async def listed(query: str) -> list[int]:
+        answer = await api.get(f"/api/domains?{query}", headers=auth(tenant.key))
+        assert answer.status == 200, await answer.text()
+        return [d["id"] for d in await answer.json()]
+
+    label = tenant.hostname.split(".")[0]
+    assert await listed(f"pattern={label.upper()}") == [tenant.domain_id]
+    assert await listed("pattern=linkhop.localhost") == sorted([tenant.domain_id, other_id])
+    assert await listed("pattern=%25") == []  # a literal '%', not a wildcard
+    assert await listed(f"teamId={tenant.team_id}") == sorted([tenant.domain_id, other_id])
+    assert await listed("noTeamId=true") == []
+    other_team = await api.get(f"/api/domains?teamId={tenant.team_id + 10**9}",
+                               headers=auth(tenant.key))
+    assert other_team.status == 403
+    for query in ("limt=10", "=true", "pattern=a&extra=1"):
+        answer = await api.get(f"/api/domains?{query}", headers=auth(tenant.key))
+        assert answer.status == 400, query
+        body = await answer.json()
+        assert body["success"] is False and "accepts: limit, offset" in body["message"]
+
+
 async def test_public_and_bad_keys_can_do_nothing_here(
     api: Client, tenant: Tenant, db: asyncpg.Pool
 ) -> None:

@@ -33,10 +33,8 @@ def _domain_id(request: web.Request) -> int:
 
 async def list_domains(request: web.Request) -> web.Response:
     who = await principal(request)
-    query = read_query(request, ListDomainsQuery)
-    rows = await service.list_domains(
-        request.app[DB_POOL], who, limit=query.limit, offset=query.offset
-    )
+    rows = await service.list_domains(request.app[DB_POOL], who,
+                                      read_query(request, ListDomainsQuery))
     return json_response([domain_json(row) for row in rows])
 
 

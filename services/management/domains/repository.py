@@ -88,14 +88,22 @@ async def lock_by_id(conn: Any, domain_id: int) -> asyncpg.Record | None:
     return row
 
 
+def _like_pattern(text: str) -> str:
+    """``text`` as a literal substring for ILIKE (its wildcards escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def list_domains(
-    conn: Any, team_id: int, *, only_id: int | None = None, limit: int = 1000, offset: int = 0
+    conn: Any, team_id: int, *, only_id: int | None = None, pattern: str | None = None,
+    limit: int = 1000, offset: int = 0,
 ) -> list[asyncpg.Record]:
     rows = await conn.fetch(
         f"""SELECT {DOMAIN_COLUMNS} FROM domains
             WHERE team_id = $1 AND ($2::bigint IS NULL OR id = $2)
-            ORDER BY id LIMIT $3 OFFSET $4""",
-        team_id, only_id, limit, offset,
+              AND ($3::text IS NULL OR hostname ILIKE $3 OR unicode_hostname ILIKE $3)
+            ORDER BY id LIMIT $4 OFFSET $5""",
+        team_id, only_id, None if pattern is None else _like_pattern(pattern), limit, offset,
     )
     return list(rows)
 

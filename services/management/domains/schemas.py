@@ -157,5 +157,13 @@ class DomainList(RootModel[list[Domain]]):
 
 
 class ListDomainsQuery(BaseModel):
+    """Query of GET /api/domains: the parameters of Short.io's SDK (ListDomainsData)."""
+
     limit: int = Field(default=1000, ge=1, le=1000)
     offset: int = Field(default=0, ge=0, le=2**31 - 1)
+    # Case-insensitive part of the hostname (ASCII or Unicode form).
+    pattern: str | None = Field(default=None, min_length=1, max_length=253)
+    # A key belongs to one team: another team's id is refused, the key's own is a no-op.
+    teamId: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    # Short.io's personal (team-less) domains: linkhop has none, so true lists nothing.
+    noTeamId: bool = False

@@ -18,7 +18,11 @@ import redis.asyncio as aioredis
 
 from services.management.domains import repository as domains
 from services.management.domains.hostnames import normalize_hostname
-from services.management.domains.schemas import CreateDomainRequest, DomainSettingsRequest
+from services.management.domains.schemas import (
+    CreateDomainRequest,
+    DomainSettingsRequest,
+    ListDomainsQuery,
+)
 from shared.apikeys import Principal
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
 from shared.linkrecord import RecordStore
@@ -36,12 +40,16 @@ def _visible(who: Principal, row: asyncpg.Record | None) -> asyncpg.Record:
     return row
 
 
-async def list_domains(
-    pool: asyncpg.Pool, who: Principal, *, limit: int, offset: int
-) -> list[asyncpg.Record]:
+async def list_domains(pool: asyncpg.Pool, who: Principal, query: ListDomainsQuery
+                       ) -> list[asyncpg.Record]:
+    if query.teamId is not None and query.teamId != who.team_id:
+        raise Forbidden("teamId is not the team of this API key")
+    if query.noTeamId:
+        return []  # every linkhop domain belongs to a team
     async with pool.acquire() as conn:
         return await domains.list_domains(
-            conn, who.team_id, only_id=who.domain_id, limit=limit, offset=offset
+            conn, who.team_id, only_id=who.domain_id, pattern=query.pattern,
+            limit=query.limit, offset=query.offset,
         )
 
 
