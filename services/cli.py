@@ -22,6 +22,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from deploy.local import processes, stack
+from services.management import writethrough
 from services.management.domains import repository as domain_repo
 from services.management.domains.hostnames import normalize_hostname
 from shared import apikey_repository
@@ -70,15 +71,15 @@ async def add_domain(settings: CommonSettings, host: str, team: int | None = Non
     conn = await _connect(settings)
     redis = create_redis(settings)
     try:
-        row = await domain_repo.get_by_hostname(conn, hostname)
-        if row is None:
-            row = await domain_repo.create_domain(
-                conn, team_id=await _team_id(conn, team), hostname=hostname,
-                unicode_hostname=unicode_hostname,
-            )
-        for record in await iter_all_domains(conn):
-            if record.hostname == hostname:
-                await RecordStore(redis).put_domain(record)
+        async with conn.transaction():
+            row = await domain_repo.get_by_hostname(conn, hostname)
+            if row is None:
+                row = await domain_repo.create_domain(
+                    conn, team_id=await _team_id(conn, team), hostname=hostname,
+                    unicode_hostname=unicode_hostname,
+                )
+            queued = await writethrough.queue(conn, writethrough.Changes(domain_ids=[row["id"]]))
+        await writethrough.deliver(conn, redis, queued)
         return row
     finally:
         await redis.aclose()

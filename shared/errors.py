@@ -117,7 +117,7 @@ def json_error(error: ApiError) -> web.Response:
 
 
 # Exceptions that mean "a dependency is away", not "linkhop is broken".
-_DB_OUTAGES: tuple[type[BaseException], ...] = (
+DB_OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
@@ -130,16 +130,16 @@ _DB_OUTAGES: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncio.TimeoutError,
 )
-_REDIS_OUTAGES: tuple[type[BaseException], ...] = (
+REDIS_OUTAGES: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
 
 
 def outage_error(exc: BaseException) -> ServiceUnavailable | None:
-    if isinstance(exc, _REDIS_OUTAGES):
+    if isinstance(exc, REDIS_OUTAGES):
         return ServiceUnavailable("cache unavailable, retry shortly", headers={"Retry-After": "2"})
-    if isinstance(exc, _DB_OUTAGES):
+    if isinstance(exc, DB_OUTAGES):
         return ServiceUnavailable(
             "database unavailable, retry shortly", headers={"Retry-After": "5"}
         )

@@ -14,6 +14,7 @@ from services.management.qr.handlers import add_routes as add_qr_routes
 from services.management.ratelimiting import rate_limit_middleware, rate_limiter_ctx
 from services.management.settings import Settings
 from services.management.targeting.handlers import add_routes as add_targeting_routes
+from services.management.writethrough import outbox_drainer_ctx
 from shared.errors import error_middleware
 from shared.health import add_health_route
 from shared.resources import db_pool_ctx, redis_ctx
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(db_pool_ctx(settings, require_at_startup=False))
     app.cleanup_ctx.append(redis_ctx(settings))
     app.cleanup_ctx.append(ttl_sweeper_ctx(settings))
+    app.cleanup_ctx.append(outbox_drainer_ctx(settings))
     if settings.rate_limit_enabled:
         app.cleanup_ctx.append(rate_limiter_ctx(settings))
     add_health_route(app)

@@ -27,6 +27,12 @@ class Settings(CommonSettings):
     port: int = DEFAULT_MANAGEMENT_PORT
     # How often links past their ttl are deleted (the bound on how late that happens).
     ttl_sweep_interval: timedelta = timedelta(seconds=10)
+    # Write-through outbox (services/management/writethrough.py): how often rows a
+    # request could not deliver are written to Redis, and how old a row must be before
+    # the drainer takes it (younger ones belong to requests still delivering). Together
+    # the bound on how long Redis lags a committed change after an outage ends.
+    outbox_interval: timedelta = timedelta(seconds=1)
+    outbox_min_age: timedelta = timedelta(seconds=2)
     # Scheme of the short URLs this installation hands out (shortURL / secureShortURL).
     short_url_scheme: str = "https"
 

@@ -1,17 +1,15 @@
 """Domain use cases: visibility rules, settings, and write-through to Redis.
 
 Every change takes a new record version in the same UPDATE and writes the compiled
-DomainRecord through to Redis after the commit. Flipping ``caseSensitive`` also
-re-keys the domain's links: their ``path_key`` is recomputed in Postgres (refused with
-409 when two paths would share a key), then, after the commit, the new keys are written
-first, the domain record next, and the old keys are tombstoned last, pipelined, so the
-edge finds every link at every moment (it reads both the exact and the lower-cased key).
+DomainRecord through to Redis after the commit (services/management/writethrough.py).
+Flipping ``caseSensitive`` also re-keys the domain's links: their ``path_key`` is
+recomputed in Postgres (refused with 409 when two paths would share a key), then, after
+the commit, the new keys are written first, the domain record next, and the old keys
+are tombstoned last, so the edge finds every link at every moment (it reads both the
+exact and the lower-cased key).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -23,13 +21,11 @@ from services.management.domains.schemas import (
     DomainSettingsRequest,
     ListDomainsQuery,
 )
+from services.management.writethrough import Changes, deliver, queue
 from shared.apikeys import Principal
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound
-from shared.linkrecord import RecordStore
-from shared.record_repository import domain_record_from_row, fetch_link_record_by_id
 
 _NOT_FOUND = "Domain not found"
-_PIPELINE_CHUNK = 500
 
 
 def _visible(who: Principal, row: asyncpg.Record | None) -> asyncpg.Record:
@@ -68,13 +64,15 @@ async def create_domain(
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     async with pool.acquire() as conn:
-        row = await domains.create_domain_if_new(
-            conn, team_id=who.team_id, hostname=hostname, unicode_hostname=unicode_hostname,
-            hide_referer=request.hideReferer, link_type=request.linkType,
-        )
-    if row is None:
-        raise Conflict("Domain already exists")
-    await RecordStore(redis).put_domain(domain_record_from_row(row))
+        async with conn.transaction():
+            row = await domains.create_domain_if_new(
+                conn, team_id=who.team_id, hostname=hostname, unicode_hostname=unicode_hostname,
+                hide_referer=request.hideReferer, link_type=request.linkType,
+            )
+            if row is None:
+                raise Conflict("Domain already exists")
+            queued = await queue(conn, Changes(domain_ids=[row["id"]]))
+        await deliver(conn, redis, queued)
     return row
 
 
@@ -101,31 +99,12 @@ async def update_settings(
                         )
                 rekeyed = await domains.rekey_links(conn, domain_id, bool(wanted))
             row = await domains.update_settings(conn, domain_id, changes)
-        await _write_through(conn, redis, row, rekeyed)
+            queued = await queue(conn, Changes(
+                link_ids=[link["id"] for link in rekeyed],
+                domain_ids=[domain_id],
+                tombstones=[(row["hostname"], link["old_key"], link["id"], domain_id,
+                             link["record_version"]) for link in rekeyed],
+            ))
+        await deliver(conn, redis, queued)
     return row
 
-
-async def _write_through(
-    conn: Any, redis: aioredis.Redis, row: asyncpg.Record, rekeyed: Sequence[asyncpg.Record]
-) -> None:
-    hostname = row["hostname"]
-    for start in range(0, len(rekeyed), _PIPELINE_CHUNK):
-        chunk = rekeyed[start:start + _PIPELINE_CHUNK]
-        async with redis.pipeline(transaction=False) as pipe:
-            batch = RecordStore(pipe)  # the versioned write script, queued in the pipeline
-            for link in chunk:
-                compiled = await fetch_link_record_by_id(conn, link["id"])
-                if compiled is not None:
-                    await batch.put_link(compiled[0], compiled[1], compiled[2])
-            await pipe.execute()
-    await RecordStore(redis).put_domain(domain_record_from_row(row))
-    for start in range(0, len(rekeyed), _PIPELINE_CHUNK):
-        chunk = rekeyed[start:start + _PIPELINE_CHUNK]
-        async with redis.pipeline(transaction=False) as pipe:
-            batch = RecordStore(pipe)
-            for link in chunk:
-                await batch.delete_link(
-                    hostname, link["old_key"], link_id=link["id"], domain_id=row["id"],
-                    version=link["record_version"],
-                )
-            await pipe.execute()

@@ -23,10 +23,10 @@ from services.management.links.repository import NewLink
 from services.management.links.schemas import LinkItem
 from services.management.links.slugs import base36, new_id_string, slug_for
 from services.management.links.validation import destination_host, is_reserved
-from services.management.writethrough import publish_links
+from services.management.writethrough import Changes, deliver, queue
 from shared.apikeys import Principal
 from shared.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable
-from shared.linkrecord import RecordStore, path_key_for
+from shared.linkrecord import path_key_for
 from shared.passwords import hash_password
 
 PATH_TAKEN = "Link with this path already exists"
@@ -81,12 +81,14 @@ async def create_links(
                    passwords.get(i), source)
             for i, item in pending.items()
         ]
-        await _fill_increments(conn, domain, drafts)
-        created = await _insert(conn, domain, drafts, outcomes)
+        async with conn.transaction():  # the links and their outbox rows, together
+            await _fill_increments(conn, domain, drafts)
+            created = await _insert(conn, domain, drafts, outcomes)
+            queued = await queue(conn, Changes(link_ids=created))
         for index, leader in followers.items():
             outcomes[index] = Outcome(row=outcomes[leader].row, duplicate=True,
                                       error=outcomes[leader].error)
-        await publish_links(conn, RecordStore(redis), created)
+        await deliver(conn, redis, queued)
     return outcomes
 
 

@@ -19,10 +19,10 @@ from services.management.links.repository import NewLink
 from services.management.links.schemas import COLUMN_OF, UpdateLinkRequest
 from services.management.links.slugs import new_id_string, slug_for
 from services.management.links.validation import destination_host
-from services.management.writethrough import publish_link, publish_links, tombstone_links
+from services.management.writethrough import Changes, deliver, queue, tombstones_of
 from shared.apikeys import Principal
 from shared.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
-from shared.linkrecord import RecordStore, path_key_for
+from shared.linkrecord import path_key_for
 from shared.passwords import hash_password
 
 _NOT_NULL_DEFAULTS: dict[str, Any] = {"tags": [], "skip_qs": False, "cloaking": False,
@@ -54,7 +54,6 @@ async def update_link(pool: asyncpg.Pool, redis: aioredis.Redis, who: Principal,
         password = request.password
         values["password_hash"] = (
             None if password is None else await asyncio.to_thread(hash_password, password))
-    store = RecordStore(redis)
     async with pool.acquire() as conn:
         await refuse_loops(conn, [v for k, v in values.items()
                                   if k.endswith("_url") and isinstance(v, str)])
@@ -69,13 +68,12 @@ async def update_link(pool: asyncpg.Pool, redis: aioredis.Redis, who: Principal,
                 row = await links.update_link(conn, old["id"], values)
             except asyncpg.UniqueViolationError:
                 raise Conflict(PATH_TAKEN) from None
-            moved = row["path_key"] != old["path_key"]
-            version = await links.next_version(conn) if moved else 0
-        await publish_link(conn, store, row["id"])
-    if moved:
-        await tombstone_links(store, [{"id": old["id"], "domain_id": old["domain_id"],
-                                       "hostname": old["hostname"],
-                                       "path_key": old["path_key"], "version": version}])
+            changes = Changes(link_ids=[row["id"]])
+            if row["path_key"] != old["path_key"]:  # the old key must stop redirecting
+                changes.tombstones = [(old["hostname"], old["path_key"], old["id"],
+                                       old["domain_id"], await links.next_version(conn))]
+            queued = await queue(conn, changes)
+        await deliver(conn, redis, queued)
     return row
 
 
@@ -90,10 +88,12 @@ async def _folder(conn: Any, domain_id: int, folder_id: str | None) -> int | Non
 
 async def delete_links(pool: asyncpg.Pool, redis: aioredis.Redis, who: Principal,
                        id_strings: list[str]) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await access.links_by_id_strings(conn, who, id_strings)
-        removed = await links.delete_links(conn, [r["id"] for r in rows])
-    await tombstone_links(RecordStore(redis), removed)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            rows = await access.links_by_id_strings(conn, who, id_strings)
+            removed = await links.delete_links(conn, [r["id"] for r in rows])
+            queued = await queue(conn, Changes(tombstones=tombstones_of(removed)))
+        await deliver(conn, redis, queued)
 
 
 async def change_links(pool: asyncpg.Pool, redis: aioredis.Redis, who: Principal,
@@ -105,7 +105,8 @@ async def change_links(pool: asyncpg.Pool, redis: aioredis.Redis, who: Principal
             rows = await access.links_by_id_strings(conn, who, id_strings)
             ids = await links.bump_versions(conn, [r["id"] for r in rows], archived=archived,
                                             add_tag=add_tag)
-        await publish_links(conn, RecordStore(redis), ids)
+            queued = await queue(conn, Changes(link_ids=ids))
+        await deliver(conn, redis, queued)
     return len(ids)
 
 
@@ -118,7 +119,8 @@ async def duplicate_link(pool: asyncpg.Pool, redis: aioredis.Redis, who: Princip
             domain = await access.domain_by_id(conn, who, source["domain_id"])
             row = await _insert_copy(conn, source, domain, who, path)
             await links.copy_targeting(conn, source["id"], row["id"])
-        await publish_link(conn, RecordStore(redis), row["id"])
+            queued = await queue(conn, Changes(link_ids=[row["id"]]))
+        await deliver(conn, redis, queued)
         fresh = await links.get_link(conn, row["id_string"])
     assert fresh is not None  # just created in this request
     return fresh

@@ -16,8 +16,7 @@ from aiohttp import web
 
 from services.management.links import repository as links
 from services.management.settings import Settings
-from services.management.writethrough import tombstone_links
-from shared.linkrecord import RecordStore
+from services.management.writethrough import Changes, deliver, queue, tombstones_of
 from shared.resources import DB_POOL, REDIS
 from shared.tasks import CleanupCtx, background_task_ctx
 
@@ -30,11 +29,12 @@ async def sweep_expired(pool: asyncpg.Pool, redis: aioredis.Redis) -> int:
     """Deletes every link past its ttl; returns how many."""
     total = 0
     while True:
-        async with pool.acquire() as conn, conn.transaction():
-            ids = await links.lock_expired_ttl(conn, _BATCH)
-            removed = await links.delete_links(conn, ids) if ids else []
-        if removed:
-            await tombstone_links(RecordStore(redis), removed)
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                ids = await links.lock_expired_ttl(conn, _BATCH)
+                removed = await links.delete_links(conn, ids) if ids else []
+                queued = await queue(conn, Changes(tombstones=tombstones_of(removed)))
+            await deliver(conn, redis, queued)
         total += len(removed)
         if len(ids) < _BATCH:
             return total

@@ -13,10 +13,9 @@ from services.management.links import access
 from services.management.links import repository as links
 from services.management.links.service import refuse_loops
 from services.management.targeting import repository as targeting
-from services.management.writethrough import publish_link
+from services.management.writethrough import Changes, deliver, queue
 from shared.apikeys import Principal
 from shared.errors import NotFound
-from shared.linkrecord import RecordStore
 
 Change = Callable[[Any, int], Awaitable[bool]]
 
@@ -40,7 +39,8 @@ async def change(pool: asyncpg.Pool, redis: aioredis.Redis, who: Principal, id_s
             if not await apply(conn, link["id"]):
                 raise NotFound("Targeting rule not found")
             await links.bump_versions(conn, [link["id"]])
-        await publish_link(conn, RecordStore(redis), link["id"])
+            queued = await queue(conn, Changes(link_ids=[link["id"]]))
+        await deliver(conn, redis, queued)
 
 
 def upsert_countries(rules: list[tuple[str, str]]) -> Change:
