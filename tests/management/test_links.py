@@ -3,6 +3,7 @@ nothing), tenancy, and Redis holding exactly what Postgres compiles to."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import asyncpg
@@ -97,6 +98,29 @@ async def test_create_refuses_bad_input(api: Client, tenant: Tenant, db: asyncpg
     assert error["success"] is False and error["statusCode"] == 400
     assert message.lower() in error["error"].lower()
     assert await count_links(db, tenant.domain_id) == 0
+
+
+async def test_concurrent_identical_creates_make_one_link(api: Client, tenant: Tenant,
+                                                          db: asyncpg.Pool) -> None:
+    """Six single creates and two bulk creates (over the per-destination lock limit, so
+    they lock the domain) of one destination, all at once: one link, the rest answered
+    as its duplicates."""
+    url = "https://example.com/raced"
+    bulk = [{"originalURL": url}] + [{"originalURL": f"https://example.com/r{i}"}
+                                     for i in range(40)]
+
+    async def single() -> str:
+        return str((await create(api, tenant, originalURL=url))["idString"])
+
+    async def bulk_create() -> str:
+        answer = await api.post("/links/bulk", headers=auth(tenant),
+                                json={"domain": tenant.hostname, "links": bulk})
+        assert answer.status == 200, await answer.text()
+        return str((await answer.json())[0]["idString"])
+
+    ids = await asyncio.gather(*(single() for _ in range(6)), bulk_create(), bulk_create())
+    assert len(set(ids)) == 1, ids
+    assert await count_links(db, tenant.domain_id) == 41
 
 
 async def test_loops_conflicts_and_limits(api: Client, tenant: Tenant, db: asyncpg.Pool,

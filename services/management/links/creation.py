@@ -73,15 +73,18 @@ async def create_links(
         folders = await _folders(conn, domain["id"], pending, folder_id)
         own = await links.own_hostnames(conn, sorted({
             destination_host(u) for item in pending.values() for u in destinations(item)}))
-        followers = await _plan(conn, domain, pending, outcomes, folders, folder_id, own,
-                                allow_duplicates)
+        # Slow (scrypt), so before the transaction: its locks are held for milliseconds.
         passwords = await _hash_passwords(pending)
-        drafts = [
-            _draft(i, item, domain, who, folders.get(item.folderId or folder_id or ""),
-                   passwords.get(i), source)
-            for i, item in pending.items()
-        ]
-        async with conn.transaction():  # the links and their outbox rows, together
+        # One transaction from the duplicate check to the outbox rows: the check locks
+        # the destinations it looks up, so two identical creates cannot both miss.
+        async with conn.transaction():
+            followers = await _plan(conn, domain, pending, outcomes, folders, folder_id, own,
+                                    allow_duplicates)
+            drafts = [
+                _draft(i, item, domain, who, folders.get(item.folderId or folder_id or ""),
+                       passwords.get(i), source)
+                for i, item in pending.items()
+            ]
             await _fill_increments(conn, domain, drafts)
             created = await _insert(conn, domain, drafts, outcomes)
             queued = await queue(conn, Changes(link_ids=created))
@@ -132,8 +135,10 @@ async def _plan(
             outcomes[index] = Outcome(error=error)
             del pending[index]
     if reuse:
+        urls = sorted(set(reuse.values()))
+        await links.lock_destinations(conn, domain["id"], urls)
         existing: dict[str, asyncpg.Record] = {}
-        for row in await links.find_by_urls(conn, domain["id"], sorted(set(reuse.values()))):
+        for row in await links.find_by_urls(conn, domain["id"], urls):
             existing.setdefault(row["original_url"], row)
         for index, url in reuse.items():
             if url in existing:

@@ -156,6 +156,33 @@ async def get_by_path_key(conn: Any, domain_id: int, path_key: str) -> asyncpg.R
     return row
 
 
+# Above this many destinations a create locks its whole domain instead of each
+# destination: Postgres's lock table is small (max_locks_per_transaction, 64 per
+# connection by default), and a bulk create of 1000 links must not exhaust it.
+_DESTINATION_LOCKS_MAX = 32
+
+
+async def lock_destinations(conn: Any, domain_id: int, urls: list[str]) -> None:
+    """Transaction-scoped advisory locks, so that a concurrent create of the same
+    destination waits, then finds this transaction's link instead of adding another.
+
+    A few destinations: the domain's key shared, then each destination's key in one
+    sorted order (no deadlock between two creates). Many: the domain's key exclusive,
+    which waits for every create on the domain and makes them wait.
+    """
+    if len(urls) > _DESTINATION_LOCKS_MAX:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
+                           str(domain_id))
+        return
+    await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1::text, 0))",
+                       str(domain_id))
+    await conn.execute(
+        """SELECT pg_advisory_xact_lock(k) FROM (
+               SELECT DISTINCT hashtextextended($1::text || ' ' || u, 0) AS k
+               FROM unnest($2::text[]) AS u ORDER BY k) AS keys""",
+        str(domain_id), urls)
+
+
 async def find_by_urls(conn: Any, domain_id: int, urls: list[str]) -> list[asyncpg.Record]:
     """Links of the domain whose destination is one of ``urls``, oldest first."""
     rows: list[asyncpg.Record] = await conn.fetch(
