@@ -159,8 +159,9 @@ def render(results: StatisticsResults, cfg: BenchConfig, report: Report) -> None
     body += (
         f"\n\n- The domain's rollups hold {results.clicks:,} clicks over {LINKS:,} links and "
         f"{cfg.stats_days} days, loaded with SQL by `bench/stats_loader.py` in "
-        f"{results.load_seconds:.1f} s (the rows the consumer would write: hourly per link and "
-        "domain, country/browser/os/device breakdowns, the fact table)."
+        f"{results.load_seconds:.1f} s (the rows the consumer would write: facts per link and "
+        "per domain by hour, totals per link and per domain by UTC day and all time, "
+        "country/browser/os/device breakdowns by UTC day and all time)."
         f"\n- Up to {cfg.stats_calls} sequential calls per endpoint and run, at most "
         f"{MAX_SECONDS_PER_ENDPOINT:.0f} s of them (link statistics of a "
         "random link each call), by a stats process running only the API "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,7 @@ CLICK_COLUMNS = (
 _UNIT, _NONE = "\x1f", "\x00"
 
 
+@functools.lru_cache(maxsize=65536)  # combinations repeat heavily; the hash is the cost
 def combo_key(values: tuple[str | None, ...], bot: bool) -> int:
     """A stable signed 64-bit key of one combination of dimension values (the same in
     every process, unlike ``hash``); collisions are as likely as 2**-64 per pair."""

@@ -117,7 +117,7 @@ async def clear_link_statistics(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(
         request.app, title="linkhop statistics API", version="1",
-        description="Click statistics from hourly rollups, Short.io-compatible."))
+        description="Click statistics from rollups, Short.io-compatible."))
 
 
 _TAGS = ("statistics",)

@@ -1,16 +1,20 @@
 """Periods, chart intervals and time zones as pure functions.
 
-Rollups are stored per UTC hour. A period is resolved in the caller's time zone into
+Rollups are stored per UTC hour (and summed per UTC day and all time, see
+:mod:`services.stats.spans`). A period is resolved in the caller's time zone into
 ``[start, end)``; the hours read are those whose start lies in
 ``[floor_hour(start), floor_hour(end))``, so adjacent periods split the hours exactly
 (for zones whose offset is not a whole hour, such as +05:30, a boundary is the UTC hour
-containing the local midnight: hourly rollups cannot be split further).
+containing the local midnight: hourly rollups cannot be split further). Chart buckets
+are turned into sorted UTC bounds once (:func:`bucket_bounds`), so summing rows into
+buckets is a search, in SQL or here, with no time zone arithmetic per row.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
@@ -216,17 +220,33 @@ def default_interval(window: Window) -> Interval:
     return "month"
 
 
+def ceil_hour_utc(moment: datetime) -> datetime:
+    floor = floor_hour_utc(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+def bucket_bounds(buckets: list[datetime], interval: str, tz: tzinfo) -> list[datetime]:
+    """The UTC hour at which each bucket's rollup hours begin, and the end of the last:
+    an hour belongs to the bucket its start lies in, so a bucket that starts inside an
+    hour (a local midnight at :30 UTC) begins with the next one. Bucket ``i`` holds the
+    hours ``[bounds[i], bounds[i + 1])``: a sorted list of instants, which SQL
+    (``width_bucket``) and :func:`chart` (``bisect``) both search without any per-hour
+    time zone arithmetic."""
+    if not buckets:
+        return []
+    ends = [*buckets, next_bucket(buckets[-1], interval, tz)]
+    return [ceil_hour_utc(b) for b in ends]
+
+
 def chart(hourly: Iterable[tuple[datetime, int]], window: Window, interval: str,
           limit: int) -> list[tuple[datetime, int]]:
     """Hourly UTC counts summed into the caller's buckets, empty buckets included."""
     buckets = chart_buckets(window, interval, limit)
-    # Keyed by UTC instant: when clocks go back, two local hours share one wall-clock
-    # time, and aware datetimes of one zone compare (and hash) by wall clock.
-    index = {bucket.astimezone(UTC): i for i, bucket in enumerate(buckets)}
+    bounds = bucket_bounds(buckets, interval, window.tz)
     sums = [0] * len(buckets)
     for hour, clicks in hourly:
-        i = index.get(bucket_start(hour, interval, window.tz).astimezone(UTC))
-        if i is not None:
+        i = bisect_right(bounds, hour) - 1
+        if 0 <= i < len(sums):
             sums[i] += clicks
     return list(zip(buckets, sums, strict=True))
 

@@ -30,57 +30,100 @@ _CLICK_TYPES = {
 _UNNEST = ", ".join(
     f"${i}::{_CLICK_TYPES.get(name, 'text')}[]" for i, name in enumerate(CLICK_COLUMNS, 1)
 )
-# Every row of one (link, hour, combo) group has the same values: min() just picks them.
-_FIRST_FACTS = ", ".join(f"min({col})" for col in DIMENSION_COLUMNS.values())
-_DIM_VALUES = ", ".join(f"('{dim}', n.{col})" for dim, col in DIMENSION_COLUMNS.items())
+# Every row of one combination has the same dimension values: min() just picks them.
+_FIRST_FACTS = ", ".join(f"min({col}) AS {col}" for col in DIMENSION_COLUMNS.values())
+_DIM_VALUES = ", ".join(f"('{dim}', c.{col})" for dim, col in DIMENSION_COLUMNS.items())
+
+
+_HUMAN = "coalesce(sum(clicks) FILTER (WHERE NOT bot), 0)"
+
+
+def _add(*columns: str) -> str:
+    return ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in columns)
+
 
 # One statement per batch: insert the raw clicks, skipping event_ids already stored
 # (duplicates and replays), and fold only the rows actually inserted into every rollup.
-# GROUP BY makes each upsert touch a key once, as ON CONFLICT DO UPDATE requires.
+# The inserted rows are first summed per (link, hour, combination), the grain of
+# stats_facts, and every other rollup is summed from those sums (few rows per batch when
+# clicks repeat, as real traffic does). GROUP BY makes each upsert touch a key once, as
+# ON CONFLICT DO UPDATE requires.
 WRITE_CLICKS_SQL = f"""
 WITH new AS (
     INSERT INTO stats_clicks ({", ".join(CLICK_COLUMNS)})
     SELECT * FROM unnest({_UNNEST})
     ON CONFLICT (event_id) DO NOTHING
-    RETURNING link_id, domain_id, date_trunc('hour', ts, 'UTC') AS hour,
-              (ts AT TIME ZONE 'UTC')::date AS day, {_FACT_COLUMNS}, bot, visitor, combo
+    RETURNING link_id, domain_id, date_trunc('hour', ts, 'UTC') AS hour, {_FACT_COLUMNS},
+              bot, visitor, combo, ts
 ),
-link_hourly AS (
-    INSERT INTO stats_link_hourly AS t (link_id, hour, domain_id, clicks, human_clicks)
-    SELECT link_id, hour, min(domain_id), count(*), count(*) FILTER (WHERE NOT bot)
-    FROM new GROUP BY link_id, hour
-    ON CONFLICT (link_id, hour) DO UPDATE
-       SET clicks = t.clicks + EXCLUDED.clicks,
-           human_clicks = t.human_clicks + EXCLUDED.human_clicks
-),
-domain_hourly AS (
-    INSERT INTO stats_domain_hourly AS t (domain_id, hour, clicks, human_clicks)
-    SELECT domain_id, hour, count(*), count(*) FILTER (WHERE NOT bot)
-    FROM new GROUP BY domain_id, hour
-    ON CONFLICT (domain_id, hour) DO UPDATE
-       SET clicks = t.clicks + EXCLUDED.clicks,
-           human_clicks = t.human_clicks + EXCLUDED.human_clicks
-),
-dims AS (
-    SELECT n.domain_id, n.hour, d.dim, d.value
-    FROM new n CROSS JOIN LATERAL (VALUES {_DIM_VALUES}) AS d(dim, value)
-    WHERE d.value IS NOT NULL
-),
-domain_dims AS (
-    INSERT INTO stats_domain_dims AS t (domain_id, dim, hour, value, clicks)
-    SELECT domain_id, dim, hour, value, count(*) FROM dims
-    GROUP BY domain_id, dim, hour, value
-    ON CONFLICT (domain_id, dim, hour, value) DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks
+f AS (
+    SELECT link_id, hour, combo, min(domain_id) AS domain_id,
+           (hour AT TIME ZONE 'UTC')::date AS day, {_FIRST_FACTS}, bool_or(bot) AS bot,
+           count(*) AS clicks
+    FROM new GROUP BY link_id, hour, combo
 ),
 facts AS (
     INSERT INTO stats_facts AS t (link_id, hour, combo, domain_id, {_FACT_COLUMNS}, bot, clicks)
-    SELECT link_id, hour, combo, min(domain_id), {_FIRST_FACTS}, bool_or(bot), count(*)
-    FROM new GROUP BY link_id, hour, combo
-    ON CONFLICT (link_id, hour, combo) DO UPDATE SET clicks = t.clicks + EXCLUDED.clicks
+    SELECT link_id, hour, combo, domain_id, {_FACT_COLUMNS}, bot, clicks FROM f
+    ON CONFLICT (link_id, hour, combo) DO UPDATE SET {_add("clicks")}
+),
+domain_facts AS (
+    INSERT INTO stats_domain_facts AS t (domain_id, hour, combo, {_FACT_COLUMNS}, bot, clicks)
+    SELECT domain_id, hour, combo, {_FIRST_FACTS}, bool_or(bot), sum(clicks) FROM f
+    GROUP BY domain_id, hour, combo
+    ON CONFLICT (domain_id, hour, combo) DO UPDATE SET {_add("clicks")}
+),
+link_daily AS (
+    INSERT INTO stats_link_daily AS t (link_id, day, domain_id, clicks, human_clicks)
+    SELECT link_id, day, min(domain_id), sum(clicks), {_HUMAN}
+    FROM f GROUP BY link_id, day
+    ON CONFLICT (link_id, day) DO UPDATE SET {_add("clicks", "human_clicks")}
+),
+link_totals AS (
+    INSERT INTO stats_link_totals AS t (domain_id, link_id, clicks, human_clicks, days)
+    SELECT domain_id, link_id, sum(clicks), {_HUMAN},
+           range_agg(daterange(day, day + 1))
+    FROM f GROUP BY domain_id, link_id
+    ON CONFLICT (domain_id, link_id) DO UPDATE
+       SET {_add("clicks", "human_clicks")}, days = t.days + EXCLUDED.days
+),
+domain_hourly AS (
+    INSERT INTO stats_domain_hourly AS t (domain_id, hour, clicks, human_clicks)
+    SELECT domain_id, hour, sum(clicks), {_HUMAN}
+    FROM f GROUP BY domain_id, hour
+    ON CONFLICT (domain_id, hour) DO UPDATE SET {_add("clicks", "human_clicks")}
+),
+domain_daily AS (
+    INSERT INTO stats_domain_daily AS t (domain_id, day, clicks, human_clicks)
+    SELECT domain_id, day, sum(clicks), {_HUMAN}
+    FROM f GROUP BY domain_id, day
+    ON CONFLICT (domain_id, day) DO UPDATE SET {_add("clicks", "human_clicks")}
+),
+day_combos AS (
+    SELECT domain_id, day, {_FIRST_FACTS}, sum(clicks) AS clicks
+    FROM f GROUP BY domain_id, day, combo
+),
+dims AS (
+    SELECT c.domain_id, c.day, d.dim, d.value, c.clicks
+    FROM day_combos c CROSS JOIN LATERAL (VALUES {_DIM_VALUES}) AS d(dim, value)
+    WHERE d.value IS NOT NULL
+),
+domain_dims_daily AS (
+    INSERT INTO stats_domain_dims_daily AS t (domain_id, dim, day, value, clicks)
+    SELECT domain_id, dim, day, value, sum(clicks) FROM dims
+    GROUP BY domain_id, dim, day, value
+    ON CONFLICT (domain_id, dim, day, value) DO UPDATE SET {_add("clicks")}
+),
+domain_dims_totals AS (
+    INSERT INTO stats_domain_dims_totals AS t (domain_id, dim, value, clicks)
+    SELECT domain_id, dim, value, sum(clicks) FROM dims
+    GROUP BY domain_id, dim, value
+    ON CONFLICT (domain_id, dim, value) DO UPDATE SET {_add("clicks")}
 ),
 visitors AS (
     INSERT INTO stats_link_visitors (link_id, day, visitor)
-    SELECT DISTINCT link_id, day, visitor FROM new WHERE visitor IS NOT NULL
+    SELECT DISTINCT link_id, (ts AT TIME ZONE 'UTC')::date, visitor
+    FROM new WHERE visitor IS NOT NULL
     ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM new

@@ -22,8 +22,9 @@ from services.stats.models import (
 from services.stats.periods import (
     PeriodError,
     Window,
+    bucket_bounds,
     change,
-    chart,
+    chart_buckets,
     default_interval,
     hour_range,
     parse_moment,
@@ -33,6 +34,7 @@ from services.stats.periods import (
 )
 from services.stats.queries import Filters, Scope
 from services.stats.repository import DIMENSION_COLUMNS
+from services.stats.spans import Spans, holds_all, split
 from shared.apikeys import Principal
 from shared.errors import BadRequest, NotFound
 
@@ -134,37 +136,62 @@ def _breakdown(dim: str, values: list[tuple[str, int]]) -> list[dict[str, Any]]:
     return rows
 
 
-async def _statistics(conn: Any, scope: Scope, query: StatsQuery, limits: Limits,
-                      now: datetime) -> tuple[dict[str, Any], Window, Filters]:
-    filters = await filters_of(conn, scope.domain_id, query)
-    first = await queries.first_hour(conn, scope) if query.period == "total" else None
-    window = _window(query, first, now)
-    interval = query.clicksChartInterval or default_interval(window)
+@dataclass(frozen=True)
+class _Reading:
+    """A resolved period: its window, its hours, and how the rollups answer it."""
+
+    window: Window
+    spans: Spans  # the period's hours, for totals and rankings
+    previous: Spans | None  # the period before, for the *Change fields
+
+
+async def _reading(conn: Any, scope: Scope, query: StatsQuery, now: datetime,
+                   first_data: datetime | None = None) -> _Reading:
+    first, last = await queries.data_hours(conn, scope)
+    window = _window(query, first if first_data is None else first_data, now)
     lo, hi = hour_range(window.start, window.end)
-    read_lo = lo
+    previous = None
     if window.prev_start is not None:
-        read_lo = min(lo, hour_range(window.prev_start, window.start)[0])
-    rows = await queries.hourly(conn, scope, read_lo, hi, filters)
-    current = [r for r in rows if r[0] >= lo]
-    total, human = sum(r[1] for r in current), sum(r[2] for r in current)
-    answer: dict[str, Any] = {"totalClicks": total, "humanClicks": human}
-    if window.prev_start is not None:
-        previous = [r for r in rows if r[0] < lo]
-        answer["totalClicksChange"] = change(total, sum(r[1] for r in previous))
-        answer["humanClicksChange"] = change(human, sum(r[2] for r in previous))
-    else:
-        answer["totalClicksChange"] = answer["humanClicksChange"] = "N/A"
+        previous = split(hour_range(window.prev_start, window.start)[0], lo)
+    return _Reading(window, split(lo, hi, whole=holds_all(lo, hi, first, last)), previous)
+
+
+def _chart(reading: _Reading, interval: str, limits: Limits
+           ) -> tuple[list[datetime], list[datetime], Spans]:
+    """The chart's buckets, their bounds, and the period's hours cut at the bounds."""
+    window = reading.window
     try:
-        series = chart(((h, c) for h, c, _ in current), window, interval, limits.chart_points)
+        buckets = chart_buckets(window, interval, limits.chart_points)
     except PeriodError as exc:
         raise BadRequest(str(exc)) from None
+    bounds = bucket_bounds(buckets, interval, window.tz)
+    return buckets, bounds, split(reading.spans.lo, reading.spans.hi, bounds)
+
+
+async def _statistics(conn: Any, scope: Scope, query: StatsQuery, limits: Limits,
+                      now: datetime) -> tuple[dict[str, Any], _Reading, Filters]:
+    filters = await filters_of(conn, scope.domain_id, query)
+    reading = await _reading(conn, scope, query, now)
+    interval = query.clicksChartInterval or default_interval(reading.window)
+    buckets, bounds, cut = _chart(reading, interval, limits)
+    sums = await queries.clicks_by_bucket(conn, scope, cut, reading.previous, bounds, filters)
+    per_bucket = [sums.get(i, (0, 0)) for i in range(1, len(buckets) + 1)]
+    total, human = sum(c for c, _ in per_bucket), sum(h for _, h in per_bucket)
+    answer: dict[str, Any] = {"totalClicks": total, "humanClicks": human}
+    if reading.previous is not None:
+        prev_total, prev_human = sums.get(0, (0, 0))
+        answer["totalClicksChange"] = change(total, prev_total)
+        answer["humanClicksChange"] = change(human, prev_human)
+    else:
+        answer["totalClicksChange"] = answer["humanClicksChange"] = "N/A"
+    series = [(bucket, clicks) for bucket, (clicks, _) in zip(buckets, per_bucket, strict=True)]
     answer["clickStatistics"] = {"datasets": [{"label": "clicks", "data": _points(series)}]}
-    answer["interval"] = _interval_info(window, interval)
+    answer["interval"] = _interval_info(reading.window, interval)
     tops = {} if query.skipTops else await queries.breakdowns(
-        conn, scope, lo, hi, DIMENSIONS, limits.top, filters)
+        conn, scope, reading.spans, DIMENSIONS, limits.top, filters)
     for dim in DIMENSIONS:
         answer[dim] = _breakdown(dim, tops.get(dim, []))
-    return answer, window, filters
+    return answer, reading, filters
 
 
 async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
@@ -173,9 +200,9 @@ async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
     async with pool.acquire() as conn:
         link = await authorize_link(conn, who, id_string)
         scope = Scope(link["domain_id"], link["id"])
-        answer, window, _ = await _statistics(conn, scope, query, limits, now)
-        lo, hi = hour_range(window.start, window.end)
-        answer["uniqueVisitors"] = await queries.unique_visitors(conn, link["id"], lo, hi)
+        answer, reading, _ = await _statistics(conn, scope, query, limits, now)
+        answer["uniqueVisitors"] = await queries.unique_visitors(
+            conn, link["id"], reading.spans.lo, reading.spans.hi)
     return answer
 
 
@@ -184,16 +211,11 @@ async def domain_statistics(pool: asyncpg.Pool, who: Principal, domain_id: str,
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         scope = Scope(await authorize_domain(conn, who, domain_id))
-        answer, window, filters = await _statistics(conn, scope, query, limits, now)
-        lo, hi = hour_range(window.start, window.end)
-        links = await queries.clicked_links(conn, scope.domain_id, lo, hi, filters)
+        answer, reading, filters = await _statistics(conn, scope, query, limits, now)
+        periods = [reading.spans] + ([reading.previous] if reading.previous else [])
+        links, *previous = await queries.clicked_links(conn, scope.domain_id, periods, filters)
         answer["links"] = links
-        if window.prev_start is not None:
-            plo, phi = hour_range(window.prev_start, window.start)
-            answer["linksChange"] = change(
-                links, await queries.clicked_links(conn, scope.domain_id, plo, phi, filters))
-        else:
-            answer["linksChange"] = "N/A"
+        answer["linksChange"] = change(links, previous[0]) if previous else "N/A"
         answer["clicksPerLink"] = round(answer["totalClicks"] / links, 2) if links else 0
     return answer
 
@@ -207,10 +229,11 @@ async def link_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
-        window = _window(query, datetime(1970, 1, 1, tzinfo=UTC), now)
-        lo, hi = hour_range(window.start, window.end)
+        reading = await _reading(conn, Scope(domain), query, now,
+                                 first_data=datetime(1970, 1, 1, tzinfo=UTC))
         known = await queries.links_by_id_strings(conn, domain, ids)
-        clicks = await queries.clicks_of_links(conn, domain, list(known.values()), lo, hi)
+        clicks = await queries.clicks_of_links(conn, domain, list(known.values()),
+                                               reading.spans)
     return {id_string: clicks.get(link_id, 0) for id_string, link_id in known.items()}
 
 
@@ -219,13 +242,13 @@ def _check_column(column: str) -> None:
         raise BadRequest(f"column: one of path, {', '.join(DIMENSIONS)}")
 
 
-async def _top(conn: Any, domain: int, query: TopQuery, lo: datetime, hi: datetime,
-               filters: Filters) -> list[tuple[str, int, int | None]]:
+async def _top(conn: Any, domain: int, query: TopQuery, spans: Spans, filters: Filters
+               ) -> list[tuple[str, int, int | None]]:
     """(value, clicks, link id when the column is path)."""
     if query.column == "path":
-        links = await queries.top_links(conn, domain, lo, hi, query.limit, filters)
+        links = await queries.top_links(conn, domain, spans, query.limit, filters)
         return [(path, clicks, link_id) for link_id, path, clicks in links]
-    values = await queries.breakdowns(conn, Scope(domain), lo, hi, [query.column], query.limit,
+    values = await queries.breakdowns(conn, Scope(domain), spans, [query.column], query.limit,
                                       filters)
     return [(value, clicks, None) for value, clicks in values[query.column]]
 
@@ -237,10 +260,8 @@ async def top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuer
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         filters = await filters_of(conn, domain, query)
-        first = await queries.first_hour(conn, Scope(domain)) if query.period == "total" else None
-        window = _window(query, first, now)
-        lo, hi = hour_range(window.start, window.end)
-        rows = await _top(conn, domain, query, lo, hi, filters)
+        reading = await _reading(conn, Scope(domain), query, now)
+        rows = await _top(conn, domain, query, reading.spans, filters)
     return [{"column": value, "score": score} for value, score, _ in rows]
 
 
@@ -251,30 +272,27 @@ async def top_by_interval(pool: asyncpg.Pool, who: Principal, domain_id: str, qu
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         filters = await filters_of(conn, domain, query)
-        first = await queries.first_hour(conn, Scope(domain)) if query.period == "total" else None
-        window = _window(query, first, now)
-        interval = query.clicksChartInterval or default_interval(window)
-        lo, hi = hour_range(window.start, window.end)
-        rows = await _top(conn, domain, query, lo, hi, filters)
-        per_value: dict[str, list[tuple[datetime, int]]] = {value: [] for value, _, _ in rows}
+        reading = await _reading(conn, Scope(domain), query, now)
+        interval = query.clicksChartInterval or default_interval(reading.window)
+        buckets, bounds, cut = _chart(reading, interval, limits)
+        rows = await _top(conn, domain, query, reading.spans, filters)
+        per_value: dict[str, list[int]] = {value: [0] * len(buckets) for value, _, _ in rows}
         if query.column == "path":
             paths = {link_id: value for value, _, link_id in rows if link_id is not None}
-            for link_id, hour, clicks in await queries.link_series(
-                    conn, domain, list(paths), lo, hi, filters):
-                per_value[paths[link_id]].append((hour, clicks))
+            series = await queries.link_series(conn, domain, list(paths), cut, bounds,
+                                               filters) if paths else []
+            for link_id, bucket, clicks in series:
+                per_value[paths[link_id]][bucket - 1] += clicks
         elif rows:
-            for value, hour, clicks in await queries.value_series(
-                    conn, Scope(domain), query.column, list(per_value), lo, hi, filters):
-                per_value[value].append((hour, clicks))
-    try:
-        datasets = [
-            {"column": value, "score": score,
-             "data": _points(chart(per_value[value], window, interval, limits.chart_points))}
-            for value, score, _ in rows
-        ]
-    except PeriodError as exc:
-        raise BadRequest(str(exc)) from None
-    return {"interval": _interval_info(window, interval), "datasets": datasets}
+            for value, bucket, clicks in await queries.value_series(
+                    conn, Scope(domain), query.column, list(per_value), cut, bounds, filters):
+                per_value[value][bucket - 1] += clicks
+    datasets = [
+        {"column": value, "score": score,
+         "data": _points(list(zip(buckets, per_value[value], strict=True)))}
+        for value, score, _ in rows
+    ]
+    return {"interval": _interval_info(reading.window, interval), "datasets": datasets}
 
 
 async def last_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,

@@ -59,7 +59,7 @@ async def domain_total(db: asyncpg.Pool, domain_id: int) -> int:
 
 async def link_totals(db: asyncpg.Pool, domain_id: int) -> dict[int, int]:
     rows = await db.fetch(
-        """SELECT link_id, sum(clicks)::bigint AS clicks FROM stats_link_hourly
+        """SELECT link_id, sum(clicks)::bigint AS clicks FROM stats_facts
            WHERE domain_id = $1 GROUP BY link_id""", domain_id)
     return {r["link_id"]: r["clicks"] for r in rows}
 

@@ -16,7 +16,14 @@ from aiohttp.test_utils import TestClient
 
 from services.stats.app import create_app
 from services.stats.batch import click_columns
-from services.stats.periods import INTERVALS, hour_range, period_window
+from services.stats.periods import (
+    INTERVALS,
+    bucket_start,
+    change,
+    hour_range,
+    period_window,
+    resolve_tz,
+)
 from services.stats.repository import write_clicks
 from services.stats.settings import Settings
 from shared import apikey_repository
@@ -162,6 +169,14 @@ async def test_breakdowns_filters_and_domain_endpoints(
     by_path = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}",
                          {"period": "today", "include": {"paths": ["beta"]}})
     assert by_path["totalClicks"] == 4 and by_path["links"] == 1
+    by_country = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}",
+                            {"period": "today", "include": {"countries": ["US"]}})
+    assert (by_country["totalClicks"], by_country["humanClicks"], by_country["links"]) == (6, 4, 2)
+    assert {r["browser"]: r["score"] for r in by_country["browser"]} == {
+        "Chrome": 4, "Googlebot": 2}
+    no_bots = await post(api, tenant, f"/statistics/domain/{tenant.domain_id}/top_by_interval",
+                         {"column": "country", "period": "today", "include": {"human": True}})
+    assert [(d["column"], d["score"]) for d in no_bots["datasets"]] == [("FR", 4), ("US", 4)]
 
     clicks = await get(api, tenant, f"/statistics/domain/{tenant.domain_id}/link_clicks",
                        ids=f"{a_id},{b_id},nosuch")
@@ -240,3 +255,81 @@ async def test_keys_and_visibility(api: Client, db: asyncpg.Pool, tenant: Tenant
     document = await (await api.get("/openapi.json")).json()
     assert "/statistics/domain/{domainId}/top_by_interval" in document["paths"]
     assert set(document["paths"]["/statistics/link/{linkId}"]) == {"get", "post", "delete"}
+
+
+def _hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+async def test_domain_answers_are_exact_in_every_zone_and_period(
+    api: Client, db: asyncpg.Pool, tenant: Tenant
+) -> None:
+    """Whole days come from the daily rollups, cut days from the hourly ones, periods
+    holding everything from the totals: every answer must equal the hour-by-hour sums."""
+    links = [await make_link(db, tenant, path) for path in ("one", "two", "three")]
+    now = datetime.now(UTC)
+    offsets = [0, 0, 1, 5, 22, 23.5, 26, 47, 49, 24 * 6 + 3, 24 * 9, 24 * 20 + 12, 24 * 31,
+               24 * 33 + 23, 24 * 45, 24 * 61 + 1, 24 * 64]
+    clicks = [(links[i % 3][0], now - timedelta(hours=h), ("FR", "US", "DE")[i % 2 + (i % 5 == 0)])
+              for i, h in enumerate(offsets)]
+    await write(db, [click(link, tenant.domain_id, ts=t, country=c) for link, t, c in clicks])
+    first = min(_hour(t) for _, t, _ in clicks)
+    path_of = {link: path for (link, _), path in zip(links, ("one", "two", "three"), strict=True)}
+    url = f"/statistics/domain/{tenant.domain_id}"
+
+    def inside(lo: datetime, hi: datetime) -> list[tuple[int, datetime, str]]:
+        return [(link, _hour(t), c) for link, t, c in clicks if lo <= _hour(t) < hi]
+
+    for tz in ("UTC", "Europe/Paris", "Asia/Kolkata", "Asia/Kathmandu", "America/Los_Angeles",
+               "+14:00"):
+        zone = resolve_tz(tz)
+        for period, interval in (("today", "hour"), ("yesterday", None), ("total", "week"),
+                                 ("week", "day"), ("month", None), ("lastmonth", "day"),
+                                 ("last7", "hour"), ("last30", None), ("last30", "month")):
+            params: dict[str, Any] = {"period": period, "tz": tz} | (
+                {"clicksChartInterval": interval} if interval else {})
+            body = await get(api, tenant, url, **params)
+            window = period_window(period, datetime.now(UTC), zone, first_data=first)
+            lo, hi = hour_range(window.start, window.end)
+            current = inside(lo, hi)
+            where = (tz, period, interval)
+            assert body["totalClicks"] == len(current), where
+            assert body["links"] == len({link for link, _, _ in current}), where
+            points = body["clickStatistics"]["datasets"][0]["data"]
+            used = body["interval"]["clicksChartInterval"]
+            expected_chart = dict.fromkeys((p["x"] for p in points), 0)
+            for _, hour, _ in current:
+                expected_chart[bucket_start(hour, used, zone).isoformat()] += 1
+            assert {p["x"]: p["y"] for p in points} == expected_chart, where
+            countries: dict[str, int] = {}
+            for _, _, country in current:
+                countries[country] = countries.get(country, 0) + 1
+            assert {r["country"]: r["score"] for r in body["country"]} == countries, where
+            if window.prev_start is not None:
+                previous = inside(hour_range(window.prev_start, window.start)[0], lo)
+                assert body["totalClicksChange"] == change(len(current), len(previous)), where
+                assert body["linksChange"] == change(
+                    len({link for link, _, _ in current}),
+                    len({link for link, _, _ in previous})), where
+            per_link: dict[int, int] = {}
+            for link, _, _ in current:
+                per_link[link] = per_link.get(link, 0) + 1
+            ranked = sorted(per_link.items(), key=lambda kv: (-kv[1], kv[0]))
+            top = await post(api, tenant, f"{url}/top", {"column": "path"} | params)
+            assert top == [{"column": path_of[k], "score": v} for k, v in ranked], where
+            series = await post(api, tenant, f"{url}/top_by_interval",
+                                {"column": "path"} | params)
+            for dataset in series["datasets"]:
+                link = next(k for k, p in path_of.items() if p == dataset["column"])
+                expected = dict.fromkeys((p["x"] for p in dataset["data"]), 0)
+                for clicked, hour, _ in current:
+                    if clicked == link:
+                        expected[bucket_start(hour, used, zone).isoformat()] += 1
+                assert {p["x"]: p["y"] for p in dataset["data"]} == expected, where
+            by_country = await post(api, tenant, f"{url}/top_by_interval",
+                                    {"column": "country"} | params)
+            assert {d["column"]: sum(p["y"] for p in d["data"])
+                    for d in by_country["datasets"]} == countries, where
+            ids = ",".join(id_string for _, id_string in links)
+            answer = await get(api, tenant, f"{url}/link_clicks", ids=ids, **params)
+            assert answer == {id_string: per_link.get(link, 0) for link, id_string in links}

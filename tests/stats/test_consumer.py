@@ -86,12 +86,26 @@ async def test_duplicates_count_once_and_invalid_events_are_dead_lettered(
                                 tenant.domain_id)
         assert raw == len(events)
         # Dimension rollups add up to the clicks that have the dimension.
-        countries = await db.fetch(
-            """SELECT value, sum(clicks)::bigint AS n FROM stats_domain_dims
-               WHERE domain_id = $1 AND dim = 'country' GROUP BY value""", tenant.domain_id)
-        assert {r["value"]: r["n"] for r in countries} == {
-            c: sum(e.country == c for e in events) for c in ("FR", "US")
-            if any(e.country == c for e in events)}
+        expected_countries = {c: sum(e.country == c for e in events) for c in ("FR", "US")
+                              if any(e.country == c for e in events)}
+        for table in ("stats_domain_dims_daily", "stats_domain_dims_totals"):
+            countries = await db.fetch(
+                f"""SELECT value, sum(clicks)::bigint AS n FROM {table}
+                    WHERE domain_id = $1 AND dim = 'country' GROUP BY value""",
+                tenant.domain_id)
+            assert {r["value"]: r["n"] for r in countries} == expected_countries, table
+        hourly_countries = await db.fetch(
+            """SELECT country, sum(clicks)::bigint AS n FROM stats_domain_facts
+               WHERE domain_id = $1 AND country IS NOT NULL GROUP BY country""",
+            tenant.domain_id)
+        assert {r["country"]: r["n"] for r in hourly_countries} == expected_countries
+        # Every grain holds every click once.
+        for table in ("stats_domain_daily", "stats_link_daily", "stats_link_totals",
+                      "stats_facts", "stats_domain_facts"):
+            total = await db.fetchval(
+                f"SELECT sum(clicks)::bigint FROM {table} WHERE domain_id = $1",
+                tenant.domain_id)
+            assert total == len(events), table
         socials = await db.fetchval(
             """SELECT sum(clicks) FROM stats_facts WHERE link_id = ANY($1::bigint[])
                AND social = 'facebook'""", links)

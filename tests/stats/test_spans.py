@@ -1,0 +1,113 @@
+"""Which rollup rows answer a range (pure): every hour read exactly once, whole days only
+where no chart bucket starts inside them; and the bisect chart against the per-hour
+definition of a bucket."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.stats.periods import (
+    INTERVALS,
+    PERIODS,
+    bucket_bounds,
+    bucket_start,
+    chart,
+    chart_buckets,
+    hour_range,
+    period_window,
+)
+from services.stats.spans import Spans, holds_all, split
+
+HOUR = timedelta(hours=1)
+ZONES = [UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata"), ZoneInfo("Asia/Kathmandu"),
+         ZoneInfo("Australia/Lord_Howe"), ZoneInfo("America/St_Johns"),
+         timezone(timedelta(hours=-11)), timezone(timedelta(hours=14))]
+hours = st.integers(0, 24 * 200).map(lambda h: datetime(2025, 1, 1, tzinfo=UTC) + h * HOUR)
+fixed_periods = st.sampled_from([p for p in PERIODS if p not in ("custom", "total")])
+moments = st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 1, 1),
+                       timezones=st.just(UTC))
+
+
+def hours_read(spans: Spans) -> list[datetime]:
+    read = []
+    for a, b in spans.hours:
+        read += [a + i * HOUR for i in range((b - a) // HOUR)]
+    for first, after in spans.days:
+        start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        read += [start + i * HOUR for i in range((after - first).days * 24)]
+    return sorted(read)
+
+
+@given(hours, st.integers(0, 24 * 90), st.lists(hours, max_size=12))
+def test_every_hour_is_read_once(lo: datetime, length: int, cuts: list[datetime]) -> None:
+    hi = lo + length * HOUR
+    spans = split(lo, hi, cuts)
+    assert hours_read(spans) == [lo + i * HOUR for i in range(length)]
+    for first, after in spans.days:  # no bucket starts strictly inside a whole day
+        start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        end = datetime.combine(after, datetime.min.time(), tzinfo=UTC)
+        assert not any(start < c < end and c.hour != 0 for c in cuts)
+    assert all(a < b for a, b in spans.hours) and all(a < b for a, b in spans.days)
+
+
+def test_examples() -> None:
+    lo = datetime(2026, 3, 1, 22, tzinfo=UTC)
+    hi = datetime(2026, 3, 5, 3, tzinfo=UTC)
+    assert split(lo, hi) == Spans(lo, hi, ((lo, datetime(2026, 3, 2, tzinfo=UTC)),
+                                           (datetime(2026, 3, 5, tzinfo=UTC), hi)),
+                                  ((date(2026, 3, 2), date(2026, 3, 5)),))
+    # A bucket starting at 23:00 UTC (midnight in Paris) makes its day hourly.
+    cut = split(lo, hi, [datetime(2026, 3, 3, 23, tzinfo=UTC)])
+    assert cut.days == ((date(2026, 3, 2), date(2026, 3, 3)), (date(2026, 3, 4), date(2026, 3, 5)))
+    midnight = split(lo, hi, [datetime(2026, 3, 3, tzinfo=UTC)])
+    assert midnight.days == ((date(2026, 3, 2), date(2026, 3, 5)),)
+    assert split(lo, lo).hours == () and split(lo, lo).days == ()
+    assert holds_all(lo, hi, None, None)
+    assert holds_all(lo, hi, lo, hi - HOUR) and not holds_all(lo, hi, lo, hi)
+
+
+def reference_chart(hourly_counts: list[tuple[datetime, int]], buckets: list[datetime],
+                    interval: str, tz: object) -> list[int]:
+    """The definition: an hour belongs to the bucket holding its start."""
+    index = {b.astimezone(UTC): i for i, b in enumerate(buckets)}
+    sums = [0] * len(buckets)
+    for hour, clicks in hourly_counts:
+        i = index.get(bucket_start(hour, interval, tz).astimezone(UTC))  # type: ignore[arg-type]
+        if i is not None:
+            sums[i] += clicks
+    return sums
+
+
+@given(moments, st.sampled_from(ZONES), fixed_periods, st.sampled_from(INTERVALS),
+       st.lists(st.tuples(st.integers(0, 24 * 62), st.integers(1, 9)), max_size=60))
+def test_bounds_put_every_hour_in_its_bucket(
+    now: datetime, tz: object, period: str, interval: str, clicks: list[tuple[int, int]]
+) -> None:
+    window = period_window(period, now, tz)  # type: ignore[arg-type]
+    lo, hi = hour_range(window.start, window.end)
+    counts = [(lo + h * HOUR, n) for h, n in clicks if lo + h * HOUR < hi]
+    buckets = chart_buckets(window, interval, 10_000)
+    expected = reference_chart(counts, buckets, interval, tz)
+    assert [y for _, y in chart(counts, window, interval, 10_000)] == expected
+    bounds = bucket_bounds(buckets, interval, tz)  # type: ignore[arg-type]
+    assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
+    assert bounds[0] <= lo and bounds[-1] >= hi
+    # Summing the rows of split(lo, hi, bounds) per bucket gives the same chart.
+    spans = split(lo, hi, bounds)
+    by_day: dict[date, int] = {}
+    for hour, n in counts:
+        by_day[hour.date()] = by_day.get(hour.date(), 0) + n
+    sums = [0] * len(buckets)
+    for hour, n in counts:
+        if any(a <= hour < b for a, b in spans.hours):
+            sums[sum(b <= hour for b in bounds[:-1]) - 1] += n
+    for first, after in spans.days:
+        for offset in range((after - first).days):
+            day = first + timedelta(days=offset)
+            start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+            sums[sum(b <= start for b in bounds[:-1]) - 1] += by_day.get(day, 0)
+    assert sums == expected
