@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -13,8 +14,24 @@ from services.stats.enrich import country_of, parse_agent, referer_host, social_
 from shared.events import ClickEvent
 
 
+class Record(Protocol):
+    """What the consumer reads of a Kafka record (aiokafka's ConsumerRecord has it, so
+    a poll's records are decoded as they are, without a copy per record)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def key(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True)
 class RawRecord:
+    """A record made by hand (tests, tools) rather than polled."""
+
     partition: int
     offset: int
     value: bytes | None
@@ -30,7 +47,7 @@ class PartitionBatch:
     next_offset: int
     # (offset, event): the offset decides what a replay after a rebalance may skip.
     events: list[tuple[int, ClickEvent]] = field(default_factory=list)
-    invalid: list[tuple[RawRecord, str]] = field(default_factory=list)
+    invalid: list[tuple[Record, str]] = field(default_factory=list)
 
 
 _MAX_ID = 2**63 - 1
@@ -41,7 +58,7 @@ def _text(value: str | None) -> str | None:
     return value.replace("\x00", "") if value and "\x00" in value else value
 
 
-def decode(record: RawRecord) -> ClickEvent | str:
+def decode(record: Record) -> ClickEvent | str:
     """The event, or the reason it cannot be one (for the dead-letter topic)."""
     if record.value is None:
         return "empty message"
@@ -65,7 +82,7 @@ def decode(record: RawRecord) -> ClickEvent | str:
 COUNTED_OUTCOMES = frozenset({None, "redirect", "cloak"})
 
 
-def partition_batch(partition: int, records: list[RawRecord]) -> PartitionBatch:
+def partition_batch(partition: int, records: Sequence[Record]) -> PartitionBatch:
     batch = PartitionBatch(
         partition=partition,
         first_offset=records[0].offset,
@@ -163,10 +180,3 @@ def prepare(batch: PartitionBatch) -> PreparedBatch:
         columns=click_columns([e for _, e in batch.events]),
     )
 
-
-def merge_columns(parts: list[list[list[Any]]]) -> list[list[Any]]:
-    merged: list[list[Any]] = [[] for _ in CLICK_COLUMNS]
-    for columns in parts:
-        for target, column in zip(merged, columns, strict=True):
-            target.extend(column)
-    return merged

@@ -47,7 +47,9 @@ def _add(*columns: str) -> str:
 # The inserted rows are first summed per (link, hour, combination), the grain of
 # stats_facts, and every other rollup is summed from those sums (few rows per batch when
 # clicks repeat, as real traffic does). GROUP BY makes each upsert touch a key once, as
-# ON CONFLICT DO UPDATE requires.
+# ON CONFLICT DO UPDATE requires. ORDER BY makes each upsert lock its rows in key order:
+# partitions are written by concurrent transactions that share a domain's rows, and with
+# one lock order they can wait for each other but not deadlock.
 WRITE_CLICKS_SQL = f"""
 WITH new AS (
     INSERT INTO stats_clicks ({", ".join(CLICK_COLUMNS)})
@@ -65,38 +67,39 @@ f AS (
 facts AS (
     INSERT INTO stats_facts AS t (link_id, hour, combo, domain_id, {_FACT_COLUMNS}, bot, clicks)
     SELECT link_id, hour, combo, domain_id, {_FACT_COLUMNS}, bot, clicks FROM f
+    ORDER BY link_id, hour, combo
     ON CONFLICT (link_id, hour, combo) DO UPDATE SET {_add("clicks")}
 ),
 domain_facts AS (
     INSERT INTO stats_domain_facts AS t (domain_id, hour, combo, {_FACT_COLUMNS}, bot, clicks)
     SELECT domain_id, hour, combo, {_FIRST_FACTS}, bool_or(bot), sum(clicks) FROM f
-    GROUP BY domain_id, hour, combo
+    GROUP BY domain_id, hour, combo ORDER BY domain_id, hour, combo
     ON CONFLICT (domain_id, hour, combo) DO UPDATE SET {_add("clicks")}
 ),
 link_daily AS (
     INSERT INTO stats_link_daily AS t (link_id, day, domain_id, clicks, human_clicks)
     SELECT link_id, day, min(domain_id), sum(clicks), {_HUMAN}
-    FROM f GROUP BY link_id, day
+    FROM f GROUP BY link_id, day ORDER BY link_id, day
     ON CONFLICT (link_id, day) DO UPDATE SET {_add("clicks", "human_clicks")}
 ),
 link_totals AS (
     INSERT INTO stats_link_totals AS t (domain_id, link_id, clicks, human_clicks, days)
     SELECT domain_id, link_id, sum(clicks), {_HUMAN},
            range_agg(daterange(day, day + 1))
-    FROM f GROUP BY domain_id, link_id
+    FROM f GROUP BY domain_id, link_id ORDER BY domain_id, link_id
     ON CONFLICT (domain_id, link_id) DO UPDATE
        SET {_add("clicks", "human_clicks")}, days = t.days + EXCLUDED.days
 ),
 domain_hourly AS (
     INSERT INTO stats_domain_hourly AS t (domain_id, hour, clicks, human_clicks)
     SELECT domain_id, hour, sum(clicks), {_HUMAN}
-    FROM f GROUP BY domain_id, hour
+    FROM f GROUP BY domain_id, hour ORDER BY domain_id, hour
     ON CONFLICT (domain_id, hour) DO UPDATE SET {_add("clicks", "human_clicks")}
 ),
 domain_daily AS (
     INSERT INTO stats_domain_daily AS t (domain_id, day, clicks, human_clicks)
     SELECT domain_id, day, sum(clicks), {_HUMAN}
-    FROM f GROUP BY domain_id, day
+    FROM f GROUP BY domain_id, day ORDER BY domain_id, day
     ON CONFLICT (domain_id, day) DO UPDATE SET {_add("clicks", "human_clicks")}
 ),
 day_combos AS (
@@ -111,19 +114,19 @@ dims AS (
 domain_dims_daily AS (
     INSERT INTO stats_domain_dims_daily AS t (domain_id, dim, day, value, clicks)
     SELECT domain_id, dim, day, value, sum(clicks) FROM dims
-    GROUP BY domain_id, dim, day, value
+    GROUP BY domain_id, dim, day, value ORDER BY domain_id, dim, day, value
     ON CONFLICT (domain_id, dim, day, value) DO UPDATE SET {_add("clicks")}
 ),
 domain_dims_totals AS (
     INSERT INTO stats_domain_dims_totals AS t (domain_id, dim, value, clicks)
     SELECT domain_id, dim, value, sum(clicks) FROM dims
-    GROUP BY domain_id, dim, value
+    GROUP BY domain_id, dim, value ORDER BY domain_id, dim, value
     ON CONFLICT (domain_id, dim, value) DO UPDATE SET {_add("clicks")}
 ),
 visitors AS (
     INSERT INTO stats_link_visitors (link_id, day, visitor)
     SELECT DISTINCT link_id, (ts AT TIME ZONE 'UTC')::date, visitor
-    FROM new WHERE visitor IS NOT NULL
+    FROM new WHERE visitor IS NOT NULL ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING
 )
 SELECT count(*) FROM new
@@ -141,31 +144,30 @@ async def load_offsets(
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
-async def lock_offsets(conn: Any, group: str, topic: str, partitions: list[int]
-                       ) -> dict[int, int]:
-    """The stored next offsets of ``partitions``, row-locked until the transaction ends.
+async def lock_offset(conn: Any, group: str, topic: str, partition: int) -> int:
+    """The stored next offset of ``partition``, row-locked until the transaction ends.
 
-    The lock fences a consumer that lost a partition in a rebalance but still holds a
-    batch: it waits, then sees the new owner's position and skips what is counted.
-    Rows are locked in partition order, so two consumers cannot deadlock on them.
+    The lock fences a consumer that lost the partition in a rebalance but still holds a
+    batch: it waits, then sees the new owner's position and skips what is counted. Each
+    transaction locks one partition's row, so partitions never wait for each other here.
     """
-    rows = await conn.fetch(
+    position: int = await conn.fetchval(
         """INSERT INTO stats_offsets (consumer_group, topic, partition, next_offset)
-           SELECT $1, $2, p, 0 FROM unnest($3::int[]) AS p ORDER BY p
+           VALUES ($1, $2, $3, 0)
            ON CONFLICT (consumer_group, topic, partition)
               DO UPDATE SET next_offset = stats_offsets.next_offset
-           RETURNING partition, next_offset""",
-        group, topic, sorted(partitions),
+           RETURNING next_offset""",
+        group, topic, partition,
     )
-    return {r["partition"]: r["next_offset"] for r in rows}
+    return position
 
 
-async def store_offsets(conn: Any, group: str, topic: str, offsets: dict[int, int]) -> None:
+async def store_offset(conn: Any, group: str, topic: str, partition: int,
+                       next_offset: int) -> None:
     await conn.execute(
-        """UPDATE stats_offsets AS s SET next_offset = o.next_offset
-           FROM unnest($3::int[], $4::bigint[]) AS o(partition, next_offset)
-           WHERE s.consumer_group = $1 AND s.topic = $2 AND s.partition = o.partition""",
-        group, topic, list(offsets), list(offsets.values()),
+        """UPDATE stats_offsets SET next_offset = $4
+           WHERE consumer_group = $1 AND topic = $2 AND partition = $3""",
+        group, topic, partition, next_offset,
     )
 
 
@@ -174,7 +176,11 @@ async def write_clicks(conn: Any, columns: list[list[Any]]) -> int:
     many were new."""
     if not columns[0]:
         return 0
-    inserted: int = await conn.fetchval(WRITE_CLICKS_SQL, *columns)
+    # A column without a value in any row (no UTM tags in the batch, say) goes as one
+    # NULL: unnest pads it with NULLs, and the driver need not encode every None.
+    args = [None if column[0] is None and column.count(None) == len(column) else column
+            for column in columns]
+    inserted: int = await conn.fetchval(WRITE_CLICKS_SQL, *args)
     return inserted
 
 
