@@ -1,4 +1,4 @@
-"""Auto-pipelining: lookups started in the same event-loop tick share one Redis MGET.
+"""Auto-pipelining: lookups made while a round trip is under way share the next MGET.
 
 A naive handler pays one round trip (and one pass through the client library, which is
 where most of the cost is: ../shared/reference/performance.md) per request. Here each
@@ -7,8 +7,15 @@ tick schedules a flush with ``call_soon``, which sends every pending key in ONE 
 and hands each caller its slice of the reply. Under load the per-request client cost
 is divided by the batch size. The command is packed here (RESP is trivial for one
 MGET) and sent on a pooled connection: redis-py's generic packing of a few hundred
-arguments costs more than the round trip it shares. Batches are capped so one reply
-stays small; several batches may be in flight at once on different pooled connections.
+arguments costs more than the round trip it shares.
+
+At most ``max_in_flight`` batches are out at once; lookups arriving meanwhile wait for
+the next free slot and then leave together. So batches grow with the load instead of
+multiplying: one batch per event-loop tick kept every pooled connection busy when Redis
+slowed down for a moment (it shares the cores), and the next lookup then waited up to
+the pool timeout (500 ms) for a connection, failed, and fell back to Postgres: that was
+the p99 of hundreds of milliseconds at 256 connections (docs/benchmarks.md). A batch
+carries at most ``max_lookups`` lookups so that one reply stays small.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 Reply = list[bytes | None]
+_Waiter = tuple[Sequence[str], "asyncio.Future[Reply]"]
 
 
 def pack_mget(keys: list[str]) -> bytes:
@@ -31,12 +39,13 @@ def pack_mget(keys: list[str]) -> bytes:
 
 
 class MGetBatcher:
-    def __init__(self, client: aioredis.Redis, max_lookups: int) -> None:
+    def __init__(self, client: aioredis.Redis, max_lookups: int, max_in_flight: int) -> None:
         self._client = client
         self._max = max_lookups
-        self._keys: list[str] = []
-        self._waiters: list[tuple[int, int, asyncio.Future[Reply]]] = []
+        self._max_in_flight = max_in_flight
+        self._waiters: list[_Waiter] = []
         self._scheduled = False
+        self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.lookups = 0
@@ -44,43 +53,49 @@ class MGetBatcher:
     def mget(self, keys: Sequence[str]) -> asyncio.Future[Reply]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
-        start = len(self._keys)
-        self._keys.extend(keys)
-        self._waiters.append((start, len(keys), future))
-        if len(self._waiters) >= self._max:
-            self._flush()
-        elif not self._scheduled:
+        self._waiters.append((keys, future))
+        if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
+        """Sends pending lookups while a slot is free; the rest wait for :meth:`_done`."""
         self._scheduled = False
-        if not self._waiters:
-            return
-        keys, waiters = self._keys, self._waiters
-        self._keys, self._waiters = [], []
-        task = asyncio.create_task(self._send(keys, waiters))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        while self._waiters and self._in_flight < self._max_in_flight:
+            waiters = self._waiters[: self._max]
+            del self._waiters[: self._max]
+            self._in_flight += 1
+            task = asyncio.create_task(self._send(waiters))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
 
-    async def _send(
-        self, keys: list[str], waiters: list[tuple[int, int, asyncio.Future[Reply]]]
-    ) -> None:
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._in_flight -= 1
+        self._flush()
+
+    async def _send(self, waiters: list[_Waiter]) -> None:
         self.batches += 1
         self.lookups += len(waiters)
+        keys: list[str] = []
+        for wanted, _ in waiters:
+            keys.extend(wanted)
         try:
             reply = await self._roundtrip(pack_mget(keys))
         except BaseException as exc:
-            for _, _, future in waiters:
+            for _, future in waiters:
                 if not future.done():
                     future.set_exception(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        for start, count, future in waiters:
+        start = 0
+        for wanted, future in waiters:
+            end = start + len(wanted)
             if not future.done():
-                future.set_result(reply[start : start + count])
+                future.set_result(reply[start:end])
+            start = end
 
     async def _roundtrip(self, packed: bytes) -> Reply:
         pool = self._client.connection_pool
@@ -96,6 +111,10 @@ class MGetBatcher:
         return reply
 
     async def close(self) -> None:
+        self._max_in_flight = 0  # nothing more is sent
+        for _, future in self._waiters:
+            future.cancel()
+        self._waiters.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

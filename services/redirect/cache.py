@@ -13,10 +13,21 @@ the change was announced. Invalidations of other keys do not hold it back.
 from __future__ import annotations
 
 from collections import OrderedDict
+from enum import Enum
 from time import monotonic
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 V = TypeVar("V")
+
+
+class Missing(Enum):
+    """What :meth:`RecordCache.peek` answers for a key it does not hold (None is a
+    remembered miss). An enum member, so that ``is MISSING`` narrows the type."""
+
+    MISSING = "missing"
+
+
+MISSING: Final = Missing.MISSING
 
 # Longer than any lookup can take (Redis and Postgres waits are bounded well below it).
 _REMEMBER_INVALIDATIONS = 30.0
@@ -37,14 +48,20 @@ class RecordCache(Generic[V]):
 
     def get(self, key: str) -> tuple[bool, V | None]:
         """(found, value); value None with found True is a remembered miss."""
+        value = self.peek(key)
+        return (False, None) if value is MISSING else (True, value)
+
+    def peek(self, key: str) -> V | Missing | None:
+        """The value, None for a remembered miss, or :data:`MISSING` (the request path's
+        form of :meth:`get`: no tuple per lookup)."""
         entry = self._data.get(key)
         if entry is None:
-            return False, None
+            return MISSING
         if entry[0] < monotonic():
             del self._data[key]
-            return False, None
+            return MISSING
         self._data.move_to_end(key)
-        return True, entry[1]
+        return entry[1]
 
     def put(self, key: str, value: V | None, since: float | None = None) -> None:
         if since is not None:
@@ -56,6 +73,11 @@ class RecordCache(Generic[V]):
         self._data.move_to_end(key)
         if len(self._data) > self._maxsize:
             self._data.popitem(last=False)
+
+    def expires_at(self, key: str) -> float | None:
+        """When the entry of ``key`` expires; None when there is none."""
+        entry = self._data.get(key)
+        return None if entry is None else entry[0]
 
     def invalidate(self, key: str) -> None:
         now = monotonic()
@@ -73,6 +95,37 @@ class RecordCache(Generic[V]):
         self._cleared_at = monotonic()
         self._data.clear()
         self._invalidated.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+A = TypeVar("A")
+
+
+class AnswerMemo(Generic[A]):
+    """Whole answers by request key (the Host header and raw path of a visit), for the
+    visits whose answer is a function of the cached records alone.
+
+    An entry never outlives what it was made from: it carries the earlier expiry of the
+    records' cache entries, and the resolver's invalidation epoch, which every change
+    announcement (and every clear) moves on, so that one announcement drops every
+    answer at once without a walk over the memo. Bounded by clearing."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._data: dict[tuple[str, str], tuple[float, int, A]] = {}
+
+    def get(self, key: tuple[str, str], epoch: int) -> A | None:
+        entry = self._data.get(key)
+        if entry is None or entry[1] != epoch or entry[0] < monotonic():
+            return None
+        return entry[2]
+
+    def put(self, key: tuple[str, str], answer: A, expires: float, epoch: int) -> None:
+        if len(self._data) >= self._maxsize:
+            self._data.clear()
+        self._data[key] = (expires, epoch, answer)
 
     def __len__(self) -> int:
         return len(self._data)

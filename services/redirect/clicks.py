@@ -1,29 +1,44 @@
 """Turning a visit into the wire form of :class:`shared.events.ClickEvent`, off the
 request's path.
 
-The handler only packs a :data:`Draft` (a plain tuple of what it already knows): a
+The handler only packs a :data:`Draft` (plain tuples of what it already knows): a
 pydantic model per request would cost more than the rest of the cache-hit path. The
 background sender turns drafts into the JSON of ``ClickEvent`` (same fields, same
 schema version: ``tests/redirect/test_units.py`` checks that ``ClickEvent`` reads it
 back unchanged), adding what can be computed later: the event id, the bot flag, the
 keyed visitor hash and the hiding of the IP.
+
+A draft is split in two halves that repeat across visits: :data:`LinkFacts` (the same
+for every visit one decision answers; the handler memoises the tuple with the decision)
+and :data:`VisitorFacts` (the same for every click of one visitor). Each half's JSON is
+made once and remembered (bounded), so encoding a click is two dictionary hits, the id,
+the timestamp and one string join: about a microsecond, where formatting every field
+of every event cost ~3 us, a tenth of the whole request at the framework's speed.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from functools import lru_cache, partial
 from itertools import count
 from json.encoder import encode_basestring
+from typing import TypeVar
 
 from services.redirect.visitor import hide_ip, is_bot, visitor_hash
 from shared.events import CLICK_SCHEMA_VERSION
 
-# (ts, link_id, domain_id, path, status, client_ip, user_agent, referer, country, region,
-#  ab_side, utm_source, utm_medium, utm_campaign, outcome, hide_visitor_ip)
-Draft = tuple[float, int, int, str, int, str | None, str, str | None, str | None,
-              str | None, str | None, str | None, str | None, str | None, str, bool]
+# (link_id, domain_id, status, ab_side, utm_source, utm_medium, utm_campaign, outcome)
+LinkFacts = tuple[int, int, int, str | None, str | None, str | None, str | None, str]
+# (client_ip, user_agent, referer, country, region, hide_visitor_ip)
+VisitorFacts = tuple[str | None, str, str | None, str | None, str | None, bool]
+# (ts, link_id, path, link facts, visitor facts); [1] is the Kafka key (events.py).
+Draft = tuple[float, int, str, LinkFacts, VisitorFacts]
+
+# Entries of each fragment memo; cleared when full (a burst of new visitors costs one
+# re-encoding each, never unbounded memory).
+_FRAGMENTS = 16_384
+
+_K = TypeVar("_K")
 
 
 class EventIds:
@@ -36,32 +51,15 @@ class EventIds:
         raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
         raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
         h = raw.hex()
-        self._prefix = f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"
-        self._counter = count()
+        self.prefix = f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"
+        self.counter = count()
 
     def next(self) -> str:
-        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
 
 
 def _str(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
-
-
-class _Timestamps:
-    """ISO 8601 UTC text of an epoch time; the part up to the second is made once per
-    second (``datetime`` formatting per event costs more than the rest of the event)."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def format(self, ts: float) -> str:
-        second = int(ts)
-        if second != self._second:
-            self._second = second
-            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        micros = int((ts - second) * 1_000_000)
-        return f"{self._prefix}.{micros:06d}Z"
 
 
 class Encoder:
@@ -69,26 +67,61 @@ class Encoder:
     the C JSON string encoder; the rest are numbers, booleans and our own constants."""
 
     def __init__(self, visitor_key: bytes, truncate_hidden_ip: bool) -> None:
-        self._ids = EventIds()
-        self._times = _Timestamps()
-        # Visitors repeat (several clicks, several links): the keyed hash is memoised.
-        self._visitor = lru_cache(maxsize=16384)(partial(visitor_hash, visitor_key))
+        self._visitor_key = visitor_key
         self._truncate = truncate_hidden_ip
+        self._links: dict[LinkFacts, str] = {}
+        self._visitors: dict[VisitorFacts, str] = {}
+        self._paths: dict[str, str] = {}
+        ids = EventIds()
+        self._id_prefix = f'{{"schema_version":{CLICK_SCHEMA_VERSION},"event_id":"{ids.prefix}'
+        self._ids = ids.counter
+        # ISO 8601 text up to the second, made once per second (datetime formatting per
+        # event costs more than the rest of the event).
+        self._second = -1
+        self._second_text = ""
 
     def encode(self, draft: Draft) -> bytes:
-        (ts, link_id, domain_id, path, status, ip, user_agent, referer, country, region,
-         ab_side, utm_source, utm_medium, utm_campaign, outcome, hide) = draft
-        shown_ip = hide_ip(ip, self._truncate) if hide else ip
-        visitor = self._visitor(ip or "", user_agent)
-        bot = "true" if is_bot(user_agent) else "false"
+        ts, _, path, link, visitor = draft
+        link_json = self._links.get(link)
+        if link_json is None:
+            link_json = self._remember(self._links, link, _link_json(link))
+        visitor_json = self._visitors.get(visitor)
+        if visitor_json is None:
+            visitor_json = self._remember(self._visitors, visitor, self._visitor_json(visitor))
+        path_json = self._paths.get(path)
+        if path_json is None:
+            path_json = self._remember(self._paths, path, encode_basestring(path))
+        second = int(ts)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S")
         return (
-            f'{{"schema_version":{CLICK_SCHEMA_VERSION},"event_id":"{self._ids.next()}",'
-            f'"ts":"{self._times.format(ts)}","link_id":{int(link_id)},'
-            f'"domain_id":{int(domain_id)},"path":{encode_basestring(path)},'
-            f'"status":{int(status)},"ip":{_str(shown_ip)},'
-            f'"user_agent":{_str(user_agent or None)},"referer":{_str(referer)},'
-            f'"country":{_str(country)},"region":{_str(region)},"city":null,'
-            f'"ab_side":{_str(ab_side)},"bot":{bot},"visitor":"{visitor}",'
-            f'"utm_source":{_str(utm_source)},"utm_medium":{_str(utm_medium)},'
-            f'"utm_campaign":{_str(utm_campaign)},"outcome":{_str(outcome)}}}'
+            f'{self._id_prefix}{next(self._ids) & 0xFFFFFFFFFFFF:012x}",'
+            f'"ts":"{self._second_text}.{int((ts - second) * 1_000_000):06d}Z",'
+            f'"path":{path_json},{link_json},{visitor_json}}}'
         ).encode()
+
+    @staticmethod
+    def _remember(memo: dict[_K, str], key: _K, value: str) -> str:
+        if len(memo) >= _FRAGMENTS:
+            memo.clear()
+        memo[key] = value
+        return value
+
+    def _visitor_json(self, facts: VisitorFacts) -> str:
+        ip, user_agent, referer, country, region, hide = facts
+        shown_ip = hide_ip(ip, self._truncate) if hide else ip
+        visitor = visitor_hash(self._visitor_key, ip or "", user_agent)
+        bot = "true" if is_bot(user_agent) else "false"
+        return (f'"ip":{_str(shown_ip)},"user_agent":{_str(user_agent or None)},'
+                f'"referer":{_str(referer)},"country":{_str(country)},'
+                f'"region":{_str(region)},"city":null,"bot":{bot},"visitor":"{visitor}"')
+
+
+def _link_json(facts: LinkFacts) -> str:
+    link_id, domain_id, status, ab_side, utm_source, utm_medium, utm_campaign, outcome = facts
+    return (f'"link_id":{int(link_id)},"domain_id":{int(domain_id)},"status":{int(status)},'
+            f'"ab_side":{_str(ab_side)},"utm_source":{_str(utm_source)},'
+            f'"utm_medium":{_str(utm_medium)},"utm_campaign":{_str(utm_campaign)},'
+            f'"outcome":{_str(outcome)}')

@@ -9,15 +9,24 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
+from services.redirect.cache import AnswerMemo
+from services.redirect.clicks import LinkFacts
 from services.redirect.events import ClickEmitter
 from services.redirect.geo import GeoLocator, ProxyTrust
 from services.redirect.metrics import Counters
 from services.redirect.resolve import Resolver
-from services.redirect.rules import DecisionMemo
+from services.redirect.rules import Decision, DecisionMemo
 from services.redirect.settings import Settings
 from services.redirect.unlock import AttemptLimiter
 
 log = logging.getLogger(__name__)
+
+# A memoised decision, with the link's half of its click event (made once per decision).
+Answer = tuple[Decision, LinkFacts]
+# A redirect that depends on the records alone, by (Host header, raw path): its status,
+# response headers, the decoded link path, the link's event facts, and the domain's
+# hide_referer and hide_visitor_ip. See handlers.redirect.
+HotAnswer = tuple[int, dict[str, str], str, LinkFacts, bool, bool]
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:
@@ -44,5 +53,6 @@ class Edge:
     attempts: AttemptLimiter
     scans: AttemptLimiter  # not-found answers per client
     counters: Counters = field(default_factory=Counters)
-    decisions: DecisionMemo = field(default_factory=lambda: DecisionMemo(10_000))
+    decisions: DecisionMemo[Answer] = field(default_factory=lambda: DecisionMemo(10_000))
+    answers: AnswerMemo[HotAnswer] = field(default_factory=lambda: AnswerMemo(10_000))
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)

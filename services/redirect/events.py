@@ -6,27 +6,43 @@ queue, encodes them (:mod:`services.redirect.clicks`), and hands them to an idem
 producer (acks from all in-sync replicas, ~5 ms linger, compressed) as one record
 batch per partition, each event on the partition of its link id (Kafka's default
 murmur2 partitioner, so one link's events stay in order), then waits for every
-acknowledgement. Per-partition batches instead of one ``send()`` per event: aiokafka's
-per-message path would cost more CPU than the request itself. A message that is
-not acknowledged, or every message while Kafka is unreachable, is appended to the disk
-spool (``services/redirect/spool.py``, fsync per batch) instead; when the queue is full,
-new events go to an overflow list that the spool writer empties every few ms. Once
-Kafka answers again, the replay task sends the spooled files, in order, and deletes
-them. A clean shutdown sends what is queued, or spools it.
+acknowledgement, at most ``kafka_ack_timeout`` (250 ms by default). Per-partition
+batches instead of one ``send()`` per event: aiokafka's per-message path would cost more
+CPU than the request itself.
 
-Loss window: a SIGKILL loses only what is in memory: the queue (events of the last few
-milliseconds while Kafka keeps up; at most ``event_queue_size`` events) and the batch
-being sent (which, while Kafka accepts connections but does not acknowledge, waits up
-to ``kafka_send_timeout`` before it is spooled). Nothing that reached the spool is
-lost. ``dropped`` counts events that could not be written to the spool either (disk
-full, or the spool directory unwritable).
+A batch that fails, or is not acknowledged within ``kafka_ack_timeout``, is appended to
+the disk spool (``services/redirect/spool.py``) at once; the producer is then abandoned
+and Kafka counts as down. While it is down, the sender appends each batch to the spool as
+soon as it takes it from the queue (every few ms under load), so no event waits in
+memory for Kafka. Every ``kafka_retry_interval`` the replay task tries a new producer;
+once one is connected, it sends the spooled files, in order, and deletes them. When the
+queue is full, new events go to an overflow list that the housekeeping task spools every
+50 ms. A clean shutdown sends what is queued (same bound), or spools it.
+
+Loss window: a SIGKILL loses only the events in memory that have not reached the spool:
+the batch being sent and the events queued behind it. The batch waits at most
+``kafka_ack_timeout`` and those behind it were accepted during that wait, so when Kafka
+stops answering while it was acknowledging promptly (a broker dying, the usual failure,
+measured in docs/reliability.md) the window is the last ``kafka_ack_timeout`` of traffic
+plus one spool write. The worst case is twice that: Kafka acknowledging a batch just
+within the bound, then not the next one. While Kafka acknowledges in a few ms, the window
+is those few ms; while Kafka is down, the events since the last spool write (a few ms).
+Anything written to the spool survives a SIGKILL (spool.py says why no fsync is needed for
+that, and what a machine crash can lose).
+
+Counters: every accepted event is counted once, as ``sent`` (acknowledged by Kafka),
+``spooled`` (written to the spool; counted again as ``replayed`` once the spool delivers
+it) or ``dropped`` (the spool could not be written either: disk full, directory
+unwritable; or, a bug, logged, the event could not be encoded). A batch spooled after
+the bound that Kafka then acknowledges late counts as spooled and is delivered again by
+the replay: the stats consumer keeps the first copy only, by event id (the primary key
+of its raw click table, whose rows it keeps ``raw_click_retention``, 30 days).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +52,7 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.partitioner import murmur2
 
 from services.redirect.clicks import Draft, Encoder
@@ -45,7 +62,7 @@ from shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-_OVERFLOW_INTERVAL = 0.05
+_HOUSEKEEPING_INTERVAL = 0.05
 _SHUTDOWN_SEND_TIMEOUT = 5.0
 _START_CONNECT_TIMEOUT = 3.0
 _STOP_TIMEOUT = 2.0
@@ -61,6 +78,56 @@ def partition_for(link_id: int, partitions: int) -> int:
     return int(murmur2(str(link_id).encode()) & 0x7FFFFFFF) % partitions
 
 
+async def abort_producer(producer: AIOKafkaProducer, limit: float) -> None:
+    """Closes ``producer`` without delivering what it holds (its events are spooled).
+
+    aiokafka has no public abort. ``stop()`` first waits until every pending batch is
+    acknowledged or fails, and an idempotent producer never expires a batch whose
+    partition has a leader: it retries it until the broker takes it. Meanwhile, while a
+    partition has no leader (a broker stopping), its sender refreshes metadata in a loop
+    without backoff (aio-libs/aiokafka#267). Measured in test_kafka_stopped_then_started:
+    about 3000 attempts, and as many error log lines, a second, most of a core taken from
+    the visitors on a 2-core machine. So: the sender task is cancelled first (it then
+    finishes its in-flight requests, one attempt each), then the batches are failed
+    (:func:`fail_pending`), and ``stop()`` only closes the connections.
+    """
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    try:
+        async with asyncio.timeout(limit):
+            if isinstance(task, asyncio.Future) and not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+            fail_pending(producer)
+            await producer.stop()
+    except Exception as exc:  # closing an abandoned producer: nothing left to save
+        log.info("abandoned kafka producer closed with %r", exc)
+        with contextlib.suppress(Exception):
+            await producer.client.close()
+
+
+def fail_pending(producer: AIOKafkaProducer) -> None:
+    """Fails every batch ``producer`` holds (its sender stopped), as aiokafka itself does
+    when its sender dies (``MessageAccumulator.fail_all``), with two repairs of that path
+    so that nothing is logged: a batch re-enqueued for a retry has left the pending set
+    but keeps the callback that removes it from there (KeyError in a callback), and the
+    drain waiter of a batch never drained keeps an exception nobody retrieves. Private
+    attributes of the pinned aiokafka; ``tests/redirect/test_events.py`` fails if they
+    change. Without them the producer stops the slow way."""
+    accumulator = getattr(producer, "_message_accumulator", None)
+    queued = getattr(accumulator, "_batches", None)
+    pending = getattr(accumulator, "_pending_batches", None)
+    if accumulator is None or queued is None or pending is None:
+        return
+    pending.update(batch for queue in queued.values() for batch in queue)
+    batches = list(pending)
+    accumulator.fail_all(KafkaConnectionError("producer abandoned: its events were spooled"))
+    for batch in batches:
+        waiter = getattr(batch, "_drain_waiter", None)
+        if waiter is not None and waiter.done() and not waiter.cancelled():
+            waiter.exception()  # retrieved: nobody else waits for it
+
+
 class ClickEmitter:
     def __init__(self, settings: Settings, encoder: Encoder) -> None:
         self._maxsize = settings.event_queue_size
@@ -71,9 +138,11 @@ class ClickEmitter:
         self._queue: deque[Draft] = deque()
         self._overflow: list[Draft] = []
         self._wakeup = asyncio.Event()
-        self.spool = Spool(settings.spool_dir)
+        self._ack_timeout = settings.kafka_ack_timeout.total_seconds()
+        self.spool = Spool(settings.spool_dir, settings.spool_fsync_interval.total_seconds())
         self._spool_lock = asyncio.Lock()
         self._producer: AIOKafkaProducer | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._partitions = 0
         self._kafka_down_since: float | None = 0.0  # not connected yet
         self._stopping = False
@@ -139,17 +208,29 @@ class ClickEmitter:
         if self._kafka_down_since is None:
             self._kafka_down_since = monotonic()
 
-    async def _reset_producer(self) -> None:
-        """After a failed send: Kafka is down, and the producer is replaced by a new one
-        when it is back. An idempotent producer that lived through a broker restart can
-        be left with sequence numbers the broker no longer accepts
-        (OutOfOrderSequenceNumber, forever); a new producer gets a new producer id."""
+    def _abandon_producer(self, *pending: asyncio.Future[Any]) -> None:
+        """Kafka is down: the producer is aborted in the background (its events are
+        spooled), and ``pending`` sends are cancelled after it. A new producer is made
+        when Kafka is back: an idempotent producer that lived through a broker restart
+        can be left with sequence numbers the broker no longer accepts
+        (OutOfOrderSequenceNumber, forever); a new producer gets a new id."""
         self._mark_down()
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_STOP_TIMEOUT):
-                    await producer.stop()
+        if producer is None:
+            return
+        task = asyncio.create_task(self._close(producer, pending), name="clicks-close")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, producer: AIOKafkaProducer, pending: tuple[asyncio.Future[Any], ...]
+                     ) -> None:
+        try:
+            # In-flight requests to a silent broker end within the request timeout.
+            await abort_producer(producer, self._settings.kafka_send_timeout.total_seconds()
+                                 + _STOP_TIMEOUT)
+        finally:
+            for future in pending:
+                future.cancel()
 
     def _should_try_kafka(self) -> bool:
         if self._kafka_down_since is None:
@@ -168,7 +249,11 @@ class ClickEmitter:
                 await self._wakeup.wait()
                 continue
             self._inflight = self._encode(self._take(self._batch_size))
-            await self._deliver(self._inflight)
+            try:
+                await self._deliver(self._inflight)
+            except Exception:  # a bug: it must not stop delivery of every later event
+                log.exception("click delivery failed; spooling the batch")
+                await self._spool(self._inflight)
             self._inflight = []
 
     async def stop_sender(self, task: asyncio.Task[None]) -> None:
@@ -182,13 +267,22 @@ class ClickEmitter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        except Exception:  # the shutdown still sends or spools what is queued
+            log.exception("click sender failed")
 
-    async def run_overflow(self) -> None:
+    async def run_housekeeping(self) -> None:
+        """Every 50 ms: spools the overflow, and fsyncs the spool file when it is due."""
         while True:
-            await asyncio.sleep(_OVERFLOW_INTERVAL)
+            await asyncio.sleep(_HOUSEKEEPING_INTERVAL)
             if self._overflow:
                 batch, self._overflow = self._overflow, []
                 await self._spool(self._encode(batch))
+            elif self.spool.sync_due:
+                async with self._spool_lock:
+                    try:
+                        await asyncio.to_thread(self.spool.sync_if_due)
+                    except OSError as exc:
+                        log.error("spool fsync failed: %r", exc)
 
     async def run_replay(self) -> None:
         interval = self._settings.kafka_retry_interval.total_seconds()
@@ -209,17 +303,49 @@ class ClickEmitter:
 
     def _encode(self, drafts: list[Draft]) -> list[Encoded]:
         encode = self.encoder.encode
-        return [(draft[1], encode(draft)) for draft in drafts]
+        try:
+            return [(draft[1], encode(draft)) for draft in drafts]
+        except Exception:
+            return self._encode_each(drafts)
+
+    def _encode_each(self, drafts: list[Draft]) -> list[Encoded]:
+        """One by one, dropping (and counting) the drafts that cannot be encoded: a bug
+        there must cost those events, not stop the sender and every event after them."""
+        encoded: list[Encoded] = []
+        failed = 0
+        for draft in drafts:
+            try:
+                encoded.append((draft[1], self.encoder.encode(draft)))
+            except Exception:
+                if not failed:
+                    log.exception("click event cannot be encoded, dropped: %.200r", draft)
+                failed += 1
+        self.dropped += failed
+        return encoded
 
     async def _deliver(self, batch: list[Encoded]) -> None:
+        """Sends ``batch``; spools whatever is not acknowledged within the ack bound."""
         if self._kafka_down_since is not None or not await self._connect():
             await self._spool(batch)
             return
-        failed = await self._send(batch)
-        self.sent += len(batch) - len(failed)
-        if failed:
-            await self._spool(failed)  # first: the events are safe before anything else
-            await self._reset_producer()
+        sending = asyncio.ensure_future(self._send(batch))
+        done, _ = await asyncio.wait({sending}, timeout=self._ack_timeout)
+        if done:
+            failed = _outcome(sending, batch)
+            self.sent += len(batch) - len(failed)
+            if failed:
+                await self._spool(failed)  # first: the events are safe before anything else
+                self._abandon_producer()
+            return
+        # Not acknowledged in time: to disk now, where a SIGKILL cannot take it. Should
+        # Kafka still acknowledge it, the replay sends it again and the consumer drops
+        # the copy by event id.
+        await self._spool(batch)
+        if sending.done() and not _outcome(sending, batch):
+            return  # acknowledged while it was being spooled: Kafka is fine
+        log.warning("kafka did not acknowledge a batch within %.0f ms; spooling click events",
+                    self._ack_timeout * 1000)
+        self._abandon_producer(sending)
 
     async def _send(self, batch: list[Encoded]) -> list[Encoded]:
         """One record batch per partition; waits for every acknowledgement and returns
@@ -283,43 +409,51 @@ class ClickEmitter:
             claimed = await asyncio.to_thread(self.spool.claim)
             if claimed is None:
                 return
-            offset, lines = await asyncio.to_thread(Spool.read, claimed)
-            for start in range(0, len(lines), self._batch_size):
-                chunk = lines[start : start + self._batch_size]
+            entries, ends = await asyncio.to_thread(Spool.read, claimed)
+            for start in range(0, len(entries), self._batch_size):
+                chunk = entries[start : start + self._batch_size]
                 # A failed chunk is resent whole later; the consumer's event-id dedup
                 # absorbs the part of it the broker had acknowledged.
-                if await self._send([(json.loads(line)["link_id"], line) for line in chunk]):
+                if await self._send(chunk):
                     await asyncio.to_thread(Spool.release, claimed)
-                    await self._reset_producer()
+                    self._abandon_producer()
                     return
-                offset += sum(len(line) + 1 for line in chunk)
                 self.replayed += len(chunk)
-                await asyncio.to_thread(Spool.advance, claimed, offset)
+                await asyncio.to_thread(Spool.advance, claimed, ends[start + len(chunk) - 1])
             await asyncio.to_thread(Spool.done, claimed)
             log.info("replayed spool file %s", claimed.name)
 
     async def shutdown(self) -> None:
-        """Sends what is queued (bounded wait), spools the rest, closes the producer."""
+        """Sends what is queued (within the ack bound), spools the rest, closes the
+        producer (bounded)."""
         # The interrupted batch (if the sender was cancelled) goes again: an event the
         # broker had acknowledged is then sent twice, which the consumer's event-id
         # dedup absorbs; losing it would not be recoverable.
         batch = self._inflight + self._encode(self._take(len(self._queue)) + self._overflow)
         self._inflight, self._overflow = [], []
-        if batch and self._producer is not None and self._kafka_down_since is None:
-            try:
-                async with asyncio.timeout(_SHUTDOWN_SEND_TIMEOUT):
-                    failed = await self._send(batch)
-            except TimeoutError:
-                failed = batch  # unacknowledged: spool (dedup by event id covers a late ack)
-            self.sent += len(batch) - len(failed)
-            batch = failed
-        await self._spool(batch)
+        if batch:
+            await self._deliver(batch)
         async with self._spool_lock:
             await asyncio.to_thread(self.spool.seal)
-        if self._producer is not None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
             with contextlib.suppress(Exception):
-                await self._producer.stop()
-            self._producer = None
+                async with asyncio.timeout(_STOP_TIMEOUT):
+                    await producer.stop()
+        if self._closing:  # abandoned producers still closing
+            await asyncio.wait(set(self._closing), timeout=_STOP_TIMEOUT)
+
+
+def _outcome(sending: asyncio.Future[list[Encoded]], batch: list[Encoded]) -> list[Encoded]:
+    """The events of a finished send that Kafka did not acknowledge (all of them if the
+    send itself failed: the sender must survive anything and spool the batch)."""
+    if sending.cancelled():
+        return batch
+    error = sending.exception()
+    if error is not None:
+        log.error("click event send failed: %r", error)
+        return batch
+    return sending.result()
 
 
 def emitter_ctx(emitter: ClickEmitter) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -331,7 +465,7 @@ def emitter_ctx(emitter: ClickEmitter) -> Callable[[web.Application], AsyncItera
         await emitter._connect(limit=_START_CONNECT_TIMEOUT)
         sender = asyncio.create_task(emitter.run_sender(), name="clicks-sender")
         tasks = [
-            asyncio.create_task(emitter.run_overflow(), name="clicks-overflow"),
+            asyncio.create_task(emitter.run_housekeeping(), name="clicks-housekeeping"),
             asyncio.create_task(emitter.run_replay(), name="clicks-replay"),
         ]
         try:

@@ -8,6 +8,7 @@ from time import time
 
 from aiohttp import web
 
+from services.redirect.clicks import LinkFacts
 from services.redirect.edge import Edge
 from services.redirect.geo import Place
 from services.redirect.keys import EDGE
@@ -18,7 +19,7 @@ from services.redirect.pages import (
     password_page,
     robots_txt,
 )
-from services.redirect.resolve import REDIS_ERRORS, LookupUnavailable, hostname_of, path_of
+from services.redirect.resolve import REDIS_ERRORS, LookupUnavailable, path_of
 from services.redirect.rules import (
     Decision,
     Outcome,
@@ -43,7 +44,7 @@ async def _resolve(edge: Edge, request: web.Request, path: str
                    ) -> tuple[DomainRecord | None, LinkRecord | None] | None:
     """The records, or None when neither Redis nor Postgres can answer."""
     try:
-        return await edge.resolver.lookup(hostname_of(request.host), path)
+        return await edge.resolver.lookup(edge.resolver.hostname(request.host), path)
     except LookupUnavailable:
         edge.counters.count("unavailable")
         return None
@@ -57,18 +58,37 @@ def _unavailable() -> web.Response:
 
 
 async def redirect(request: web.Request) -> web.StreamResponse:
+    # Every visit comes here, at ~30 us per request for the whole of aiohttp
+    # (docs/benchmarks.md): each line is paid per request, so the common case, a
+    # redirect that depends on the records alone, is answered from one memo entry
+    # (edge.answers) without re-deciding anything, and nothing on the way is awaited.
     edge = request.app[EDGE]
-    path = path_of(request.raw_path)
     headers = request.headers
     peer = request.remote
     client_ip = edge.trust.client_ip(peer, headers.get("X-Forwarded-For"))
-    # The cache hit is answered without awaiting anything (no coroutine per lookup).
-    hit = edge.resolver.cached(hostname_of(request.host), path)
+    request_key = (request.host, request.raw_path)
+    hot = edge.answers.get(request_key, edge.resolver.epoch)
+    if hot is not None:
+        status, response_headers, path, facts, hide_referer, hide_ip = hot
+        place = edge.geo.locate(peer, client_ip, headers)
+        edge.counters.count(facts[7])
+        edge.emitter.emit((time(), facts[0], path, facts, (
+            client_ip, headers.get("User-Agent", ""),
+            None if hide_referer else headers.get("Referer"),
+            place.country, place.region, hide_ip)))
+        return web.Response(status=status, headers=response_headers)
+    resolver = edge.resolver
+    path = path_of(request.raw_path)
+    hostname = resolver.hostname(request.host)
+    hit = resolver.cached(hostname, path)  # no coroutine per cache hit
+    repeated = hit is not None  # the records were cached: a link visited again
     if hit is None:
         if edge.scans.exceeded(client_ip or ""):
             return _scan_limited(edge)  # before the lookup: a scanner costs no query
-        hit = await _resolve(edge, request, path)
-        if hit is None:
+        try:
+            hit = await resolver.fetch(hostname, path)
+        except LookupUnavailable:
+            edge.counters.count("unavailable")
             return _unavailable()
     domain, link = hit
     if not path:
@@ -84,23 +104,44 @@ async def redirect(request: web.Request) -> web.StreamResponse:
     user_agent = headers.get("User-Agent", "")
     place = edge.geo.locate(peer, client_ip, headers)
     memoisable = not raw_query or link.skip_qs
-    decision = edge.decisions.get(link, domain) if memoisable else None
-    if decision is None:
+    answer = edge.decisions.get(link, domain) if memoisable else None
+    if answer is None:
         decision = await _decide(edge, request, domain, link, now, raw_query, user_agent,
                                  client_ip, place)
+        answer = (decision, _link_facts(link, decision))
         if memoisable and not depends_on_visit(link):
-            edge.decisions.put(link, domain, decision)
-    outcome = decision.outcome
-    edge.counters.count(outcome)
-    utm = link.utm
-    # A plain tuple: the background sender encodes it (services/redirect/clicks.py).
-    edge.emitter.emit((
-        now, link.link_id, link.domain_id, path, decision.status, client_ip, user_agent,
-        None if domain.hide_referer else headers.get("Referer"), place.country, place.region,
-        decision.ab_side, utm.get("utm_source"), utm.get("utm_medium"), utm.get("utm_campaign"),
-        outcome, domain.hide_visitor_ip,
-    ))
+            edge.decisions.put(link, domain, answer)
+    decision, facts = answer
+    edge.counters.count(facts[7])
+    # Plain tuples: the background sender encodes them (services/redirect/clicks.py).
+    edge.emitter.emit((now, facts[0], path, facts, (
+        client_ip, user_agent, None if domain.hide_referer else headers.get("Referer"),
+        place.country, place.region, domain.hide_visitor_ip)))
+    if (repeated and memoisable and decision.outcome is Outcome.REDIRECT
+            and not depends_on_visit(link)):
+        _remember(edge, request_key, hostname, path, domain, decision, facts)
     return _render(decision, link, domain, request)
+
+
+def _remember(edge: Edge, request_key: tuple[str, str], hostname: str, path: str,
+              domain: DomainRecord, decision: Decision, facts: LinkFacts) -> None:
+    """Keeps a redirect that depends on the records alone for the next visits of the
+    same Host header and raw path, as long as the records it came from are cached.
+    Only for links met again while cached: a link seen once (the long tail) is not
+    worth the entry."""
+    expires = edge.resolver.expiry(hostname, path, domain)
+    if expires is None or decision.location is None:
+        return
+    edge.answers.put(request_key, (decision.status, _redirect_headers(decision.location, domain),
+                                   path, facts, domain.hide_referer, domain.hide_visitor_ip),
+                     expires, edge.resolver.epoch)
+
+
+def _link_facts(link: LinkRecord, decision: Decision) -> LinkFacts:
+    utm = link.utm
+    return (link.link_id, link.domain_id, decision.status, decision.ab_side,
+            utm.get("utm_source"), utm.get("utm_medium"), utm.get("utm_campaign"),
+            decision.outcome.value)
 
 
 async def _decide(edge: Edge, request: web.Request, domain: DomainRecord, link: LinkRecord,
@@ -153,8 +194,9 @@ def _render(decision: Decision, link: LinkRecord | None, domain: DomainRecord | 
             request: web.Request) -> web.StreamResponse:
     outcome = decision.outcome
     if decision.location is not None and outcome is not Outcome.CLOAK:
-        response = web.Response(status=decision.status, headers={"Location": decision.location})
-    elif outcome is Outcome.CLOAK:
+        return web.Response(status=decision.status,
+                            headers=_redirect_headers(decision.location, domain))
+    if outcome is Outcome.CLOAK:
         assert decision.location is not None
         response = cloak_page(decision.location, link.title if link else None)
     elif outcome is Outcome.PASSWORD:
@@ -166,6 +208,12 @@ def _render(decision: Decision, link: LinkRecord | None, domain: DomainRecord | 
     if domain is not None and domain.robots == _NOINDEX:
         response.headers["X-Robots-Tag"] = _NOINDEX
     return response
+
+
+def _redirect_headers(location: str, domain: DomainRecord | None) -> dict[str, str]:
+    if domain is not None and domain.robots == _NOINDEX:
+        return {"Location": location, "X-Robots-Tag": _NOINDEX}
+    return {"Location": location}
 
 
 async def _count_click(edge: Edge, link: LinkRecord, *, peek: bool) -> int | None:
@@ -246,7 +294,8 @@ async def _attempt(edge: Edge, key: str) -> int:
 async def robots(request: web.Request) -> web.StreamResponse:
     edge = request.app[EDGE]
     try:
-        domain, _ = await edge.resolver.lookup(hostname_of(request.host), "robots.txt")
+        domain, _ = await edge.resolver.lookup(edge.resolver.hostname(request.host),
+                                               "robots.txt")
     except LookupUnavailable:
         domain = None
     return robots_txt(domain.robots if domain is not None else "allow")

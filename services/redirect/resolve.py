@@ -2,9 +2,11 @@
 
 Order of sources, per lookup:
 1. the in-process cache (:mod:`services.redirect.cache`), keyed by Redis key;
-2. Redis: one ``MGET`` of domain + exact-path link + folded-path link, shared with the
-   other lookups of the same event-loop tick (:mod:`services.redirect.batcher`), behind a
-   circuit breaker (:mod:`services.redirect.breaker`);
+2. Redis: the link's key, or, when the domain's record is not cached, the domain's key
+   and both candidate link keys (exact and case-folded path: the domain says which one
+   applies), in one ``MGET`` shared with the other lookups of the same moment
+   (:mod:`services.redirect.batcher`), behind a circuit breaker
+   (:mod:`services.redirect.breaker`);
 3. Postgres, through a read-only pool, when Redis is down or lacks a record (a flush
    or an empty restart loses records, and the edge cannot tell which): one query
    per key however many requests miss it at once (single flight), within a rate budget
@@ -35,9 +37,18 @@ import redis.exceptions
 
 from services.redirect.batcher import MGetBatcher
 from services.redirect.breaker import Breaker
-from services.redirect.cache import RecordCache
+from services.redirect.cache import MISSING, RecordCache
 from services.redirect.settings import Settings
-from shared.linkrecord import DomainRecord, LinkRecord, RecordStore, domain_key, link_key
+from shared.linkrecord import (
+    DomainRecord,
+    LinkRecord,
+    RecordStore,
+    domain_key,
+    link_key,
+    parse_domain,
+    parse_link,
+    path_key_for,
+)
 from shared.record_repository import fetch_domain_record, fetch_link_record
 from shared.resources import create_db_pool
 
@@ -54,6 +65,8 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 _DB_RETRY = 1.0
+# Distinct Host headers remembered by Resolver.hostname (cleared when full).
+_HOSTNAMES = 4096
 
 
 class LookupUnavailable(Exception):
@@ -141,30 +154,42 @@ class Resolver:
         self.redis = client
         self.breaker = Breaker(settings.breaker_failures,
                                settings.breaker_cooldown.total_seconds())
-        self.batcher = MGetBatcher(client, settings.redis_batch_max)
+        self.batcher = MGetBatcher(client, settings.redis_batch_max,
+                                   settings.redis_batches_in_flight)
         self.store = RecordStore(client)
         self.pool = pool
         self._budget = TokenBucket(settings.db_fallback_rate, settings.db_fallback_burst)
         self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._hostnames: dict[str, str] = {}
+        # Moves on with every invalidation and clear: see cache.AnswerMemo.
+        self.epoch = 0
         self._background: set[asyncio.Task[object]] = set()
         self.db_lookups = 0
         self.redis_errors = 0
         self.budget_refusals = 0
 
     # ---- the hot path -------------------------------------------------------------
+    def hostname(self, host_header: str) -> str:
+        """:func:`hostname_of`, remembered per Host header (bounded): a visit costs a
+        dictionary hit instead of the normalisation."""
+        hostname = self._hostnames.get(host_header)
+        if hostname is None:
+            if len(self._hostnames) >= _HOSTNAMES:
+                self._hostnames.clear()
+            hostname = self._hostnames[host_header] = hostname_of(host_header)
+        return hostname
+
     def cached(
         self, hostname: str, path: str
     ) -> tuple[DomainRecord | None, LinkRecord | None] | None:
         """The answer from the in-process cache, without a coroutine; None on a miss."""
-        found, domain = self.domains.get(domain_key(hostname))
-        if not found:
+        domain = self.domains.peek(domain_key(hostname))
+        if domain is MISSING:
             return None
         if domain is None:
             return None, None
-        found, link = self.links.get(
-            link_key(hostname, path if domain.case_sensitive else path.lower())
-        )
-        return (domain, link) if found else None
+        link = self.links.peek(link_key(hostname, path_key_for(path, domain.case_sensitive)))
+        return None if link is MISSING else (domain, link)
 
     async def lookup(
         self, hostname: str, path: str
@@ -172,60 +197,120 @@ class Resolver:
         hit = self.cached(hostname, path)
         if hit is not None:
             return hit
-        return await self._fetch(hostname, path)
+        return await self.fetch(hostname, path)
+
+    def expiry(self, hostname: str, path: str, domain: DomainRecord) -> float | None:
+        """When the first of the cache entries a (domain, link) answer came from expires
+        (monotonic time); None when one of them is not cached."""
+        domain_expires = self.domains.expires_at(domain_key(hostname))
+        link_expires = self.links.expires_at(
+            link_key(hostname, path_key_for(path, domain.case_sensitive)))
+        if domain_expires is None or link_expires is None:
+            return None
+        return min(domain_expires, link_expires)
 
     def invalidate(self, key: str) -> None:
+        self.epoch += 1  # answers derived from cached records (AnswerMemo) are dropped
         if key.startswith("lh:l:"):
             self.links.invalidate(key)
         elif key.startswith("lh:d:"):
             self.domains.invalidate(key)
 
     def clear(self) -> None:
+        self.epoch += 1
         self.domains.clear()
         self.links.clear()
 
     # ---- Redis, then Postgres -----------------------------------------------------
-    async def _fetch(
+    async def fetch(
         self, hostname: str, path: str
     ) -> tuple[DomainRecord | None, LinkRecord | None]:
+        """The records from Redis (else Postgres), cached on the way. When the domain's
+        record is cached (the usual case: a few domains, many links) only the link's key
+        is read, since the domain says which one it is (case folding); otherwise one
+        MGET reads the domain and both candidate link keys.
+
+        Raises :class:`LookupUnavailable` when neither source can answer."""
         since = RecordCache.stamp()
         dkey = domain_key(hostname)
-        folded = path.lower()
-        exact_key, folded_key = link_key(hostname, path), link_key(hostname, folded)
+        domain = self.domains.peek(dkey)
+        if domain is None:
+            return None, None  # remembered unknown host (cached since the caller looked)
+        if domain is MISSING:
+            return await self._fetch_both(hostname, path, dkey, since)
+        if domain.deleted:
+            return domain, None
+        path_key = path_key_for(path, domain.case_sensitive)
+        lkey = link_key(hostname, path_key)
+        link_raw: bytes | None = None
         redis_ok = False
         if self.breaker.allow():
             try:
-                domain_raw, exact_raw, folded_raw = await self.batcher.mget(
-                    (dkey, exact_key, folded_key)
-                )
+                (link_raw,) = await self.batcher.mget((lkey,))
                 self.breaker.success()
                 redis_ok = True
             except REDIS_ERRORS as exc:
-                self.breaker.failure()
-                self.redis_errors += 1
-                log.debug("redis lookup failed: %r", exc)
+                self._redis_failed(exc)
+        if link_raw is not None:
+            return domain, self._parsed_link(lkey, link_raw, since)
+        return domain, await self._db_link_cached(hostname, domain, path_key, lkey, redis_ok,
+                                                  since)
+
+    async def _fetch_both(
+        self, hostname: str, path: str, dkey: str, since: float
+    ) -> tuple[DomainRecord | None, LinkRecord | None]:
+        folded = path.lower()
+        exact_key, folded_key = link_key(hostname, path), link_key(hostname, folded)
+        keys = (dkey, exact_key) if folded == path else (dkey, exact_key, folded_key)
+        replies: list[bytes | None] = [None, None, None]
+        redis_ok = False
+        if self.breaker.allow():
+            try:
+                replies = await self.batcher.mget(keys)
+                self.breaker.success()
+                redis_ok = True
+            except REDIS_ERRORS as exc:
+                self._redis_failed(exc)
+        domain_raw, exact_raw = replies[0], replies[1]
+        folded_raw = replies[2] if len(replies) > 2 else exact_raw
         known, domain = self.domains.get(dkey)
         if known and domain is not None:
-            pass  # cached and fresh: no need to parse it again (a change would have dropped it)
+            pass  # cached meanwhile and fresh (a change would have dropped it)
         elif redis_ok and domain_raw is not None:
-            domain = DomainRecord.model_validate_json(domain_raw)
+            domain = parse_domain(domain_raw)
             self.domains.put(dkey, domain, since)
         else:
             domain = await self._from_db(dkey, lambda: self._db_domain(hostname), redis_ok)
             self.domains.put(dkey, domain, since)
         if domain is None or domain.deleted:
             return domain, None
-        lkey = exact_key if domain.case_sensitive else folded_key
-        link_raw = (exact_raw if domain.case_sensitive else folded_raw) if redis_ok else None
-        if link_raw is not None:
-            link: LinkRecord | None = LinkRecord.model_validate_json(link_raw)
+        if domain.case_sensitive:
+            lkey, link_raw, path_key = exact_key, exact_raw, path
         else:
-            path_key = path if domain.case_sensitive else folded
-            link = await self._from_db(
-                lkey, lambda: self._db_link(hostname, domain, path_key), redis_ok
-            )
+            lkey, link_raw, path_key = folded_key, folded_raw, folded
+        if link_raw is not None:
+            return domain, self._parsed_link(lkey, link_raw, since)
+        return domain, await self._db_link_cached(hostname, domain, path_key, lkey, redis_ok,
+                                                  since)
+
+    def _parsed_link(self, lkey: str, raw: bytes, since: float) -> LinkRecord:
+        link = parse_link(raw)
         self.links.put(lkey, link, since)
-        return domain, link
+        return link
+
+    async def _db_link_cached(self, hostname: str, domain: DomainRecord, path_key: str,
+                              lkey: str, redis_ok: bool, since: float) -> LinkRecord | None:
+        """Redis lacks the link (or is down): Postgres answers, and the answer (a miss
+        too) is cached."""
+        link = await self._from_db(lkey, lambda: self._db_link(hostname, domain, path_key),
+                                   redis_ok)
+        self.links.put(lkey, link, since)
+        return link
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        self.breaker.failure()
+        self.redis_errors += 1
+        log.debug("redis lookup failed: %r", exc)
 
     async def _from_db(
         self, key: str, query: Callable[[], Awaitable[T | None]], redis_ok: bool

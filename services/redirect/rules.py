@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from services.redirect.urls import add_utm, is_http_url, pass_query, safe_location
 from services.redirect.visitor import split_side
 from shared.linkrecord import DomainRecord, LinkRecord
+
+M = TypeVar("M")
 
 
 class Outcome(StrEnum):
@@ -108,22 +110,23 @@ def depends_on_visit(link: LinkRecord) -> bool:
     )
 
 
-class DecisionMemo:
-    """Decisions of links that do not depend on the visit, keyed by link id and the two
-    record versions (every write takes a new number from one sequence), so a changed link
-    or domain can never be answered from an old entry. Bounded by clearing."""
+class DecisionMemo(Generic[M]):
+    """Decisions of links that do not depend on the visit (with whatever the handler
+    derives from them once, e.g. the link's half of the click event), keyed by link id and
+    the two record versions (every write takes a new number from one sequence), so a
+    changed link or domain can never be answered from an old entry. Bounded by clearing."""
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._data: dict[tuple[int, int, int], Decision] = {}
+        self._data: dict[tuple[int, int, int], M] = {}
 
-    def get(self, link: LinkRecord, domain: DomainRecord) -> Decision | None:
+    def get(self, link: LinkRecord, domain: DomainRecord) -> M | None:
         return self._data.get((link.link_id, link.version, domain.version))
 
-    def put(self, link: LinkRecord, domain: DomainRecord, decision: Decision) -> None:
+    def put(self, link: LinkRecord, domain: DomainRecord, value: M) -> None:
         if len(self._data) >= self._maxsize:
             self._data.clear()
-        self._data[(link.link_id, link.version, domain.version)] = decision
+        self._data[(link.link_id, link.version, domain.version)] = value
 
 
 def _target(link: LinkRecord, visit: Visit) -> tuple[str, Literal["a", "b"] | None]:

@@ -39,8 +39,11 @@ class Settings(CommonSettings):
     # Redis circuit breaker: this many consecutive failures open it for the cooldown.
     breaker_failures: int = 3
     breaker_cooldown: timedelta = timedelta(seconds=2)
-    # Largest MGET batch (in lookups; three keys each) the auto-pipeliner sends at once.
+    # Largest MGET batch (in lookups; one key each, three when the domain is not cached)
+    # the auto-pipeliner sends at once, and how many batches may be out at once (lookups
+    # made meanwhile wait and leave together: batches grow with the load).
     redis_batch_max: int = 256
+    redis_batches_in_flight: int = 4
     redis_max_connections: int = 32
     db_pool_max: int = 4
 
@@ -66,7 +69,19 @@ class Settings(CommonSettings):
     event_queue_size: int = 100_000
     event_batch_size: int = 500
     spool_dir: Path = Path("var/spool")
-    # lz4 (through cramjam): gzip is aiokafka's level 9, ~7 us of CPU per event here.
-    kafka_compression: Literal["lz4", "gzip", "none"] = "lz4"
+    # zstd (through cramjam, level 3): ~0.25 us of CPU per event here and the smallest
+    # batches. aiokafka compresses lz4 at level 9 (the slow high-compression mode, ~1 us
+    # per event) and gzip at level 9 (~5-7 us per event), with no setting to change it.
+    kafka_compression: Literal["zstd", "lz4", "gzip", "none"] = "zstd"
     kafka_retry_interval: timedelta = timedelta(seconds=2)
+    # The producer's request timeout (connect, metadata, produce requests).
     kafka_send_timeout: timedelta = timedelta(seconds=10)
+    # A batch Kafka has not acknowledged within this is written to the spool at once and
+    # Kafka counts as down (new events go to the spool) until a new producer connects:
+    # what a SIGKILL of the process can lose is about this much traffic (twice at worst),
+    # not ``kafka_send_timeout``'s worth (events.py, docs/reliability.md). A late
+    # acknowledgement then makes a duplicate, which the stats consumer drops by event id.
+    kafka_ack_timeout: timedelta = timedelta(milliseconds=250)
+    # The spool is written (write(), which survives the death of the process) per batch
+    # and fsynced (which survives a machine crash) at most this often: see spool.py.
+    spool_fsync_interval: timedelta = timedelta(seconds=1)

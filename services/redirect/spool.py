@@ -1,7 +1,7 @@
 """The local disk spool: where click events wait while Kafka cannot take them.
 
 Append-only files of newline-separated JSON events in one directory. Each writer
-(process) appends to its own file, ``{time_ns}-{pid}.spool``, fsyncing once per batch; a
+(process) appends to its own file, ``{time_ns}-{pid}.spool``, one ``write()`` per batch; a
 file is closed (renamed to ``.ready``) when it grows past a size or when its writer
 stops, and only ready files are replayed. Replaying claims a file by renaming it to
 ``.replaying`` (atomic, so two workers never replay one file), sends it in order, records
@@ -12,47 +12,101 @@ no event is sent twice by the spool (and event ids let the consumer catch any do
 
 Files are named by creation time, so replay follows the order events were spooled.
 All methods block (disk I/O) and are called through ``asyncio.to_thread``.
+
+Durability, and why not an fsync per batch: the spool exists for the death of the
+process (SIGKILL, OOM kill, a crash). Once ``write()`` has returned, the bytes are in the
+kernel's page cache and survive that, fsync or not. fsync adds only survival of a crash
+of the machine (power loss, kernel panic), which also takes whatever is still in the
+process's memory, so it cannot make delivery lossless anyway; and it costs a disk flush
+per batch (milliseconds, tens on a busy or virtual disk) during which the next events
+wait in memory, which is exactly the window a SIGKILL can lose. So ``append`` only
+writes, and the file is fsynced at most once per ``fsync_interval`` (by ``append`` or by
+:meth:`sync_if_due`, which the emitter calls periodically) and when it is sealed: a machine
+crash can lose up to that interval of spooled events on top of the in-memory window.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 _MAX_FILE_BYTES = 16 * 1024 * 1024
+_LINK_ID = b'"link_id":'
+
+# A spooled event: (its link id, its JSON line).
+Entry = tuple[int, bytes]
 
 
 class Spool:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, fsync_interval: float = 1.0) -> None:
         self.directory = directory
+        self._fsync_interval = fsync_interval
         self._current: Path | None = None
+        self._fd: int | None = None
         self._size = 0
+        self._unsynced = False
+        self._synced_at = 0.0
 
     def _ensure_dir(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def append(self, lines: list[bytes]) -> None:
-        """Appends the events and fsyncs; raises OSError (disk full) to the caller."""
-        self._ensure_dir()
-        if self._current is None:
+        """Appends the events (one write; see the module's note on fsync); raises
+        OSError (disk full, unwritable directory) to the caller."""
+        if self._fd is None:
+            self._ensure_dir()
             self._current = self.directory / f"{time.time_ns():020d}-{os.getpid()}.spool"
+            self._fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._size = 0
         data = b"".join(line + b"\n" for line in lines)
-        fd = os.open(self._current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        view = memoryview(data)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            while view:  # a regular file takes it all at once unless the disk is full
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            # Disk full mid-batch: cut the torn part, so the file stays whole lines.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
         self._size += len(data)
+        self._unsynced = True
         if self._size >= _MAX_FILE_BYTES:
             self.seal()
+        else:
+            self.sync_if_due()
+
+    @property
+    def sync_due(self) -> bool:
+        """Whether the current file has data unsynced for longer than the interval (no
+        I/O: the emitter asks on the event loop)."""
+        return self._unsynced and time.monotonic() - self._synced_at >= self._fsync_interval
+
+    def sync_if_due(self) -> None:
+        if self.sync_due:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._fd is not None and self._unsynced:
+            os.fsync(self._fd)
+        self._unsynced = False
+        self._synced_at = time.monotonic()
 
     def seal(self) -> None:
-        """Makes the current file replayable; the next append starts a new file."""
+        """Makes the current file replayable (fsynced first); the next append starts a
+        new file."""
+        if self._fd is not None:
+            try:
+                self._sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
         if self._current is not None and self._current.exists():
             self._current.rename(self._current.with_suffix(".ready"))
         self._current = None
@@ -90,16 +144,31 @@ class Spool:
         return None
 
     @staticmethod
-    def read(claimed: Path) -> tuple[int, list[bytes]]:
-        """(offset already sent, the lines after it)."""
+    def read(claimed: Path) -> tuple[list[Entry], list[int]]:
+        """The events after the offset already sent, with their link ids, and for each
+        the file offset just after its line (where a replay resumes once it is sent).
+
+        The link ids are parsed here, in the reading thread, not on the event loop."""
         offset_file = claimed.with_suffix(".offset")
         offset = int(offset_file.read_text()) if offset_file.exists() else 0
         with claimed.open("rb") as handle:
             handle.seek(offset)
             data = handle.read()
-        # A torn last line (killed mid-write) is incomplete JSON: drop it.
-        lines = data.split(b"\n")
-        return offset, [line for line in lines[:-1] if line]
+        entries: list[Entry] = []
+        ends: list[int] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:  # a torn last line has no newline
+            line = data[start:end]
+            start = end + 1
+            if not line:
+                continue
+            try:
+                entries.append((link_id_of(line), line))
+            except (ValueError, KeyError, TypeError):
+                log.error("unreadable spooled event skipped in %s: %r", claimed.name, line[:200])
+                continue
+            ends.append(offset + start)
+        return entries, ends
 
     @staticmethod
     def advance(claimed: Path, offset: int) -> None:
@@ -124,6 +193,20 @@ class Spool:
             offset = claimed.with_suffix(".offset")
             if offset.exists():
                 offset.rename(ready.with_suffix(".offset"))
+
+
+def link_id_of(line: bytes) -> int:
+    """The ``link_id`` of an encoded event: found directly in the text the encoder
+    wrote (``"link_id":123,``), else (another writer's formatting) by parsing the JSON."""
+    start = line.find(_LINK_ID)
+    if start >= 0:
+        start += len(_LINK_ID)
+        end = start
+        while end < len(line) and 48 <= line[end] <= 57:  # ASCII digits
+            end += 1
+        if end > start and end < len(line) and line[end] in b",}":
+            return int(line[start:end])
+    return int(json.loads(line)["link_id"])
 
 
 def _stem(path: Path) -> str:

@@ -4,10 +4,12 @@ shared stack other tests use at the same time is never touched."""
 
 from __future__ import annotations
 
+import fcntl
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -19,28 +21,48 @@ from services.management.settings import Settings as ManagementSettings
 from shared.kafka_admin import ensure_topics
 from shared.migrate import migrate
 from tests.conftest import Tenant, make_tenant, serve
-from tests.faults.support import FaultStack
+from tests.faults.support import FAULTS_INSTANCE, FaultStack, delete_topics
 
-FAULTS_INSTANCE = "faults"
+FAULT_TOPIC_PREFIX = "faults-clicks-"
+
 FAULTS_DATABASE = "linkhop_faults"
 
 
 @pytest.fixture(scope="session")
 def fault_stack_servers() -> Iterator[FaultStack]:
-    """Starts the faults instance (its own servers), stops it at the end of the run."""
+    """Starts the faults instance (its own servers), stops it at the end of the run.
+
+    One fault session at a time (a lock file): two would stop and kill each other's
+    servers."""
     paths = stack.StackPaths(stack.repo_root(), instance=FAULTS_INSTANCE)
     assert paths.kafka_port != stack.StackPaths(stack.repo_root()).kafka_port
-    was_running = all(stack.status(paths).values())
-    urls = stack.start(paths)
-    database_url = stack.ensure_database(paths, FAULTS_DATABASE)
-    yield FaultStack(paths, database_url, urls.redis_url, urls.kafka_bootstrap)
-    if not was_running:
-        stack.stop(paths)
+    paths.var.mkdir(parents=True, exist_ok=True)
+    with (paths.var / "faults-session.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        was_running = all(stack.status(paths).values())
+        urls = stack.start(paths)
+        database_url = stack.ensure_database(paths, FAULTS_DATABASE)
+        yield FaultStack(paths, database_url, urls.redis_url, urls.kafka_bootstrap)
+        if not was_running:
+            stack.stop(paths)
 
 
 @pytest.fixture(scope="session")
 async def fault_stack(fault_stack_servers: FaultStack) -> FaultStack:
-    await migrate(fault_stack_servers.database_url)
+    """A fresh database each session: migration files are edited in place while nothing
+    is deployed, and an older copy of a schema would fail the services' queries."""
+    url = fault_stack_servers.database_url
+    parts = urlsplit(url)
+    admin = await asyncpg.connect(parts._replace(path="/postgres").geturl(), timeout=10)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{FAULTS_DATABASE}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{FAULTS_DATABASE}"')
+    finally:
+        await admin.close()
+    await migrate(url)
+    # Topics of earlier sessions that ended before deleting them.
+    await delete_topics(fault_stack_servers.kafka_bootstrap,
+                        lambda name: name.startswith(FAULT_TOPIC_PREFIX))
     return fault_stack_servers
 
 
@@ -71,10 +93,14 @@ async def fault_tenant(fault_db: asyncpg.Pool, fault_redis: aioredis.Redis) -> T
 
 
 @pytest.fixture
-async def fault_topic(fault_stack: FaultStack) -> str:
-    topic = f"faults-clicks-{uuid.uuid4().hex[:10]}"
+async def fault_topic(fault_stack: FaultStack) -> AsyncIterator[str]:
+    """A topic of the test's own, deleted afterwards: every partition left on the
+    faults broker is loaded again at each of its restarts (hundreds of them made a
+    restart several seconds longer, on the cores the services share)."""
+    topic = f"{FAULT_TOPIC_PREFIX}{uuid.uuid4().hex[:10]}"
     await ensure_topics(fault_stack.kafka_bootstrap, [topic])
-    return topic
+    yield topic
+    await delete_topics(fault_stack.kafka_bootstrap, lambda name: name == topic)
 
 
 @dataclass(frozen=True)

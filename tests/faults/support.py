@@ -11,21 +11,25 @@ import asyncio
 import json
 import statistics
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from deploy.local import processes, stack
 
 SERVICE_START_TIMEOUT_S = 40.0
+FAULTS_INSTANCE = "faults"
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,41 @@ class Service:
     def exit_code(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def loop_errors(self) -> list[str]:
+        """Errors the event loop reported in the log (a callback that raised, an
+        exception nobody retrieved, a task destroyed while pending): each is a bug,
+        in our code or in how it drives a library, even when nothing was lost."""
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return []
+        markers = ("Exception in callback", "exception was never retrieved",
+                   "Task was destroyed but it is pending")
+        return [line for line in text.splitlines() if any(m in line for m in markers)]
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_file.read_text(errors="replace")
         except OSError:
             return f"(no log {self.log_file})"
         return "\n".join(text.splitlines()[-lines:])
+
+
+async def kafka(fault_stack: FaultStack, action: Literal["start", "stop", "kill"]) -> None:
+    """Starts, stops (SIGTERM) or kills (SIGKILL) the faults instance's broker, in a
+    process of its own: ``stack.start_kafka`` polls the starting broker with an admin
+    client, and in a thread of the test process it would compete for the GIL with the
+    load generator, whose latencies the tests measure."""
+    call = {"start": "start_kafka(paths)", "stop": "stop_kafka(paths)",
+            "kill": "stop_kafka(paths, True)"}[action]
+    script = ("from deploy.local import stack\n"
+              f"paths = stack.StackPaths(stack.repo_root(), instance={FAULTS_INSTANCE!r})\n"
+              f"stack.{call}\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=stack.repo_root(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    assert process.returncode == 0, f"kafka {action} failed:\n{output.decode(errors='replace')}"
 
 
 # --------------------------------------------------------------------------------------
@@ -122,6 +155,8 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    # (monotonic time the request was sent, its latency), for a timeline of slow ones.
+    samples: list[tuple[float, float]] = field(default_factory=list)
     # Requests answered with a redirect (each accepted one click event).
     redirected: int = 0
 
@@ -133,6 +168,12 @@ class LoadResult:
         if len(self.latencies) < 2:
             return self.latencies[0] if self.latencies else 0.0
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q * 100) - 1]
+
+    def slowest(self, count: int, since: float) -> str:
+        """The ``count`` slowest requests: when they were sent (s after ``since``), ms."""
+        worst = sorted(self.samples, key=lambda sample: -sample[1])[:count]
+        return ", ".join(f"{sent - since:.1f}s:{latency * 1000:.0f}ms"
+                         for sent, latency in sorted(worst))
 
     def summary(self) -> str:
         return (f"sent={self.sent} statuses={dict(self.statuses)} errors={dict(self.errors)} "
@@ -151,8 +192,10 @@ async def steady_load(
     rate: float,
     concurrency: int = 8,
     timeout: float = 5.0,
+    until: asyncio.Event | None = None,
 ) -> LoadResult:
-    """``requests`` GETs at ``rate`` per second (paced, at most ``concurrency`` in flight)."""
+    """``requests`` GETs at ``rate`` per second (paced, at most ``concurrency`` in flight);
+    fewer if ``until`` is set before they are all sent."""
     result = LoadResult()
     limit = asyncio.Semaphore(concurrency)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -172,7 +215,9 @@ async def steady_load(
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     result.errors[type(exc).__name__] += 1
                     return
-                result.latencies.append(time.monotonic() - started)
+                latency = time.monotonic() - started
+                result.latencies.append(latency)
+                result.samples.append((started, latency))
 
         tasks = []
         start = time.monotonic()
@@ -180,6 +225,8 @@ async def steady_load(
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if until is not None and until.is_set():
+                break
             tasks.append(asyncio.create_task(one()))
         await asyncio.gather(*tasks)
     return result
@@ -251,6 +298,21 @@ async def topic_event_ids(bootstrap: str, topic: str) -> tuple[int, frozenset[st
         return count, frozenset(ids)
     finally:
         await consumer.stop()
+
+
+async def delete_topics(bootstrap: str, chosen: Callable[[str], bool]) -> None:
+    """Deletes the topics ``chosen`` picks (best effort: a broker that is down keeps them
+    until the next session's clean-up)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        await admin.start()
+        names = [name for name in await admin.list_topics() if chosen(name)]
+        if names:
+            await admin.delete_topics(names, timeout_ms=10000)
+    except KafkaError as exc:
+        print(f"(topics not deleted: {exc!r})")
+    finally:
+        await admin.close()
 
 
 async def counted(database_url: str, link_id: int) -> tuple[frozenset[str], int]:

@@ -1,22 +1,18 @@
-"""Pure parts of the edge: URL building, rule order, cache, breaker, spool, geo, visitor."""
+"""Pure parts of the edge: URL building, rule order, cache, breaker, geo, visitor."""
 
 from __future__ import annotations
 
-import os
 from ipaddress import ip_network
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.redirect import spool as spool_module
 from services.redirect.breaker import Breaker
 from services.redirect.cache import RecordCache
 from services.redirect.geo import ProxyTrust, region_code
 from services.redirect.resolve import TokenBucket, hostname_of, path_of
 from services.redirect.rules import Outcome, Visit, decide
-from services.redirect.spool import Spool
 from services.redirect.unlock import AttemptLimiter, make_token, token_valid
 from services.redirect.urls import add_utm, pass_query, safe_location
 from services.redirect.visitor import hide_ip, is_bot, split_side
@@ -167,47 +163,6 @@ def test_geo_helpers() -> None:
     assert trust.client_ip("10.1.1.1", "not-an-ip") == "10.1.1.1"
 
 
-def test_spool_append_claim_resume_and_done(tmp_path: Path) -> None:
-    spool = Spool(tmp_path)
-    spool.append([b'{"n":1}', b'{"n":2}'])
-    spool.append([b'{"n":3}'])
-    assert spool.claim() is None  # the writer's open file is not replayable yet
-    spool.seal()
-    claimed = spool.claim()
-    assert claimed is not None
-    offset, lines = Spool.read(claimed)
-    assert (offset, lines) == (0, [b'{"n":1}', b'{"n":2}', b'{"n":3}'])
-    Spool.advance(claimed, len(b'{"n":1}\n'))
-    Spool.release(claimed)  # interrupted: the offset stays with the file
-    again = spool.claim()
-    assert again is not None
-    assert Spool.read(again) == (8, [b'{"n":2}', b'{"n":3}'])
-    Spool.done(again)
-    assert not spool.pending() and not list(tmp_path.iterdir())
-
-
-def test_spool_takes_over_files_of_dead_processes(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    dead = tmp_path / f"{1:020d}-999999999.spool"
-    dead.write_bytes(b'{"n":1}\n{"n":2')  # killed mid-write: a torn last line
-    stale = tmp_path / f"{2:020d}-5.999999999.replaying"
-    stale.write_bytes(b'{"n":3}\n')
-    mine = tmp_path / f"{3:020d}-{os.getpid()}.spool"  # an earlier process with our pid
-    mine.write_bytes(b'{"n":4}\n')
-    real_alive = spool_module._alive
-    monkeypatch.setattr(spool_module, "_alive",
-                        lambda pid: pid not in (5, 999999999) and real_alive(pid))
-    spool = Spool(tmp_path)
-    first = spool.claim()
-    assert first is not None and Spool.read(first) == (0, [b'{"n":1}'])
-    Spool.done(first)
-    second = spool.claim()
-    assert second is not None and Spool.read(second) == (0, [b'{"n":3}'])
-    Spool.done(second)
-    third = spool.claim()
-    assert third is not None and Spool.read(third) == (0, [b'{"n":4}'])
-
-
 def test_mget_packing() -> None:
     from services.redirect.batcher import pack_mget
 
@@ -228,8 +183,8 @@ def test_encoded_events_are_click_events(path: str, ua: str, referer: str | None
     from shared.events import ClickEvent
 
     encoder = Encoder(b"k" * 32, truncate_hidden_ip=False)
-    draft = (ts, 7, 9, path, 302, ip, ua, referer, "DE", "DE-BY", side, utm, None, "c",
-             "redirect", hide)
+    draft = (ts, 7, path, (7, 9, 302, side, utm, None, "c", "redirect"),
+             (ip, ua, referer, "DE", "DE-BY", hide))
     event = ClickEvent.from_bytes(encoder.encode(draft))
     assert (event.link_id, event.domain_id, event.path, event.status) == (7, 9, path, 302)
     assert event.ip == (None if hide else ip)

@@ -106,8 +106,9 @@ ENCODED_CONTROLS = [
     # overlong UTF-8 forms of CR, LF, NUL, '.' and '/': invalid UTF-8, refused
     "%c0%8d", "%c0%8a", "%e0%80%8a", "%f0%80%80%8a", "%c0%80", "%c0%ae", "%c0%af",
     "%e0%80%af", "%c1%9c",
-    # truncated or malformed escapes
-    "%", "%0", "%zz", "%%0a",
+    # truncated or malformed escapes (a non-hex letter after them: a bare "%" followed
+    # by the tail's "20" would be a well-formed escape of a space, which URLs may carry)
+    "%g", "%0g", "%zz", "%%0a",
 ]
 
 
@@ -241,3 +242,8 @@ def test_whatever_path_is_accepted_is_visible_and_inert(text: str) -> None:
         category = unicodedata.category(char)
         assert category[0] in "LNP" or char in "$+=~|^`<>", (char, category)
         assert category not in ("Cf", "Cc", "Zs", "Mn", "Me")
+
+
+def test_truncated_escapes_at_the_end_are_refused() -> None:
+    for url in ("https://a.example/x%", "https://a.example/x%0", "https://a.example/%"):
+        assert _refused(url), url
