@@ -19,6 +19,7 @@ from services.redirect.settings import Settings
 from shared.linkrecord import LinkRecord, RecordStore, path_key_for
 from shared.record_repository import fetch_link_record
 from tests.conftest import Tenant, serve, unique
+from tests.helpers import eventually
 
 Client = TestClient[web.Request, web.Application]
 
@@ -40,6 +41,15 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"spool_dir": tmp_path / "spool", "secret": "test-secret"}
     values.update(overrides)
     return Settings(**values)
+
+
+async def wait_subscribed(edge: Edge) -> None:
+    """Until the edge listens on the change channel (announcements reach its cache)."""
+
+    async def subscribed() -> bool:
+        return edge.subscribed.is_set()
+
+    await eventually(subscribed, bool, timeout=5)
 
 
 async def start(settings: Settings) -> tuple[Client, Edge]:

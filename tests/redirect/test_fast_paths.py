@@ -26,7 +26,14 @@ from shared.events import ClickEvent
 from shared.linkrecord import link_key
 from tests.conftest import StackEnv, Tenant
 from tests.helpers import eventually
-from tests.redirect.helpers import add_link, settings_for, start, update_link, visit
+from tests.redirect.helpers import (
+    add_link,
+    settings_for,
+    start,
+    update_link,
+    visit,
+    wait_subscribed,
+)
 
 
 async def _route(app: web.Application, method: str, path: str) -> Any:
@@ -136,7 +143,7 @@ async def test_one_key_lookup_when_the_domain_is_cached_and_hot_answers_follow_c
     other = await add_link(db, redis_client, tenant, url="https://example.com/two")
     client, edge = await start(settings_for(tmp_path, clicks_topic=topic))
     try:
-        await eventually(lambda: _subscribed(edge), bool, timeout=5)
+        await wait_subscribed(edge)
         assert (await visit(client, tenant, link.path)).status == 302  # domain now cached
         batcher = edge.resolver.batcher
         lookups, batches = batcher.lookups, batcher.batches
@@ -169,6 +176,3 @@ async def test_one_key_lookup_when_the_domain_is_cached_and_hot_answers_follow_c
     finally:
         await client.close()
 
-
-async def _subscribed(edge: Any) -> bool:
-    return bool(edge.subscribed.is_set())

@@ -26,6 +26,7 @@ from tests.redirect.helpers import (
     start,
     update_link,
     visit,
+    wait_subscribed,
 )
 
 pytestmark = pytest.mark.stack
@@ -162,7 +163,7 @@ async def test_changed_or_deleted_link_within_the_bound(
     link = await add_link(db, redis_client, tenant, url="https://example.com/old")
     client, edge = await start(settings_for(tmp_path, clicks_topic=topic))
     try:
-        await eventually(lambda: _ready(edge), bool, timeout=5)
+        await wait_subscribed(edge)
         assert (await visit(client, tenant, link.path)).headers["Location"] == \
             "https://example.com/old"
 
@@ -198,9 +199,6 @@ async def test_changed_or_deleted_link_within_the_bound(
     finally:
         await client.close()
 
-
-async def _ready(edge: Any) -> bool:
-    return bool(edge.subscribed.is_set())
 
 
 async def test_kafka_unreachable_spools_then_replays_exactly_once(

@@ -19,7 +19,7 @@ from shared.passwords import hash_password
 from shared.record_repository import fetch_domain_record
 from tests.conftest import Tenant
 from tests.helpers import eventually
-from tests.redirect.helpers import Client, add_link, settings_for, start, visit
+from tests.redirect.helpers import Client, add_link, settings_for, start, visit, wait_subscribed
 
 pytestmark = pytest.mark.stack
 
@@ -35,13 +35,10 @@ async def edge_client(migrated: Any, tmp_path: Path, topic: str
         tmp_path, clicks_topic=topic, geo_headers="cloudflare",
         trusted_proxies=["127.0.0.1/32"],
     ))
-    await eventually(lambda: _subscribed(edge), bool, timeout=5)
+    await wait_subscribed(edge)
     yield client, edge
     await client.close()
 
-
-async def _subscribed(edge: Edge) -> bool:
-    return edge.subscribed.is_set()
 
 
 async def set_domain(db: asyncpg.Pool, redis_client: aioredis.Redis, tenant: Tenant,
