@@ -131,9 +131,13 @@ DB_OUTAGES: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
 )
 REDIS_OUTAGES: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
+    redis.exceptions.ConnectionError,  # BusyLoadingError (a restart loading) included
     redis.exceptions.TimeoutError,
 )
+# What a call to Redis raises when Redis (or the way to it) fails, socket errors and
+# timeouts included: what callers that fall back (rate limiter, edge lookups) catch.
+# Not used to render errors: a bare OSError may come from Postgres too.
+REDIS_FAILURES: tuple[type[BaseException], ...] = (*REDIS_OUTAGES, OSError, TimeoutError)
 
 
 def outage_error(exc: BaseException) -> ServiceUnavailable | None:

@@ -27,7 +27,6 @@ management API down with it, and abuse stays bounded per process.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import secrets
@@ -37,8 +36,9 @@ from dataclasses import dataclass
 from typing import Final
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import REDIS_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,6 @@ if remaining < 0 then remaining = 0 end
 return {admitted, remaining, reset, now}
 """
 
-_REDIS_ERRORS: Final = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OSError,
-    asyncio.TimeoutError,
-)
 
 
 class RateRule(BaseModel):
@@ -172,7 +166,7 @@ class RateLimiter:
         if time.monotonic() >= self._redis_retry_at:
             try:
                 return await self._check_redis(bucket, rule)
-            except _REDIS_ERRORS as exc:
+            except REDIS_FAILURES as exc:
                 if not self._degraded:  # once per outage, not once per request
                     log.warning("rate limiter: Redis unavailable, limiting in-process: %r", exc)
                 self._degraded = True

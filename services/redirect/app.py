@@ -22,11 +22,12 @@ from services.redirect.geo import GeoLocator, ProxyTrust
 from services.redirect.handlers import redirect, robots, unlock
 from services.redirect.invalidation import invalidation_ctx
 from services.redirect.keys import EDGE, SETTINGS
-from services.redirect.resolve import REDIS_ERRORS, LazyPool, LookupUnavailable, Resolver
+from services.redirect.resolve import LazyPool, LookupUnavailable, Resolver
 from services.redirect.routing import add_catch_all
 from services.redirect.settings import Settings
 from services.redirect.status import health, metrics
 from services.redirect.unlock import AttemptLimiter
+from shared.errors import REDIS_FAILURES
 from shared.resources import REDIS, CleanupCtx, create_redis
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _edge_ctx(settings: Settings) -> CleanupCtx:
         app[EDGE] = edge
         try:
             await client.ping()
-        except REDIS_ERRORS as exc:
+        except REDIS_FAILURES as exc:
             log.warning("redis unavailable at start (%r); serving from postgres", exc)
         with contextlib.suppress(LookupUnavailable):
             await pool.get()

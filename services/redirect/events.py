@@ -104,7 +104,8 @@ async def abort_producer(producer: AIOKafkaProducer, limit: float) -> None:
     except Exception as exc:  # closing an abandoned producer: nothing left to save
         log.info("abandoned kafka producer closed with %r", exc)
         with contextlib.suppress(Exception):
-            await producer.client.close()
+            async with asyncio.timeout(_STOP_TIMEOUT):
+                await producer.client.close()
 
 
 def fail_pending(producer: AIOKafkaProducer) -> None:
@@ -198,7 +199,8 @@ class ClickEmitter:
         except Exception as exc:
             log.warning("kafka unavailable (%r); spooling click events", exc)
             with contextlib.suppress(Exception):
-                await producer.stop()
+                async with asyncio.timeout(_STOP_TIMEOUT):  # never hold the sender long
+                    await producer.stop()
             self._mark_down()
             return False
         self._producer = producer

@@ -19,7 +19,7 @@ from services.redirect.pages import (
     password_page,
     robots_txt,
 )
-from services.redirect.resolve import REDIS_ERRORS, LookupUnavailable, path_of
+from services.redirect.resolve import LookupUnavailable, path_of
 from services.redirect.rules import (
     Decision,
     Outcome,
@@ -31,7 +31,7 @@ from services.redirect.rules import (
 from services.redirect.unlock import cookie_name, make_token, token_valid
 from services.redirect.urls import safe_location
 from services.redirect.visitor import device_of, visitor_hash
-from shared.errors import ServiceUnavailable, json_error
+from shared.errors import REDIS_FAILURES, ServiceUnavailable, json_error
 from shared.linkrecord import DomainRecord, LinkRecord
 from shared.passwords import verify_password
 
@@ -229,7 +229,7 @@ async def _count_click(edge: Edge, link: LinkRecord, *, peek: bool) -> int | Non
             value = int(raw or 0) + 1
         else:
             value = int(await resolver.redis.incr(key))
-    except REDIS_ERRORS:
+    except REDIS_FAILURES:
         resolver.breaker.failure()
         return None
     resolver.breaker.success()
@@ -286,7 +286,7 @@ async def _attempt(edge: Edge, key: str) -> int:
                 count, _ = await pipe.execute()
             resolver.breaker.success()
             return int(count)
-        except REDIS_ERRORS:
+        except REDIS_FAILURES:
             resolver.breaker.failure()
     return edge.attempts.hit(key)
 

@@ -13,7 +13,8 @@ import logging
 
 from aiohttp import web
 
-from services.redirect.resolve import REDIS_ERRORS, Resolver
+from services.redirect.resolve import Resolver
+from shared.errors import REDIS_FAILURES
 from shared.linkrecord import CHANGES_CHANNEL
 from shared.tasks import CleanupCtx, background_task_ctx
 
@@ -37,7 +38,7 @@ async def listen(resolver: Resolver, subscribed: asyncio.Event) -> None:
                 if message is not None and message.get("type") == "message":
                     data = message["data"]
                     resolver.invalidate(data.decode() if isinstance(data, bytes) else data)
-        except REDIS_ERRORS as exc:
+        except REDIS_FAILURES as exc:
             subscribed.clear()
             log.warning("change subscription lost (%r); cache limited to its TTL", exc)
             await asyncio.sleep(_RECONNECT_DELAY)

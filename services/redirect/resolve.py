@@ -33,12 +33,12 @@ from urllib.parse import unquote
 
 import asyncpg
 import redis.asyncio as aioredis
-import redis.exceptions
 
 from services.redirect.batcher import MGetBatcher
 from services.redirect.breaker import Breaker
 from services.redirect.cache import MISSING, RecordCache
 from services.redirect.settings import Settings
+from shared.errors import REDIS_FAILURES
 from shared.linkrecord import (
     DomainRecord,
     LinkRecord,
@@ -56,14 +56,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-REDIS_ERRORS: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-)
 _DB_RETRY = 1.0
 # Distinct Host headers remembered by Resolver.hostname (cleared when full).
 _HOSTNAMES = 4096
@@ -249,7 +241,7 @@ class Resolver:
                 (link_raw,) = await self.batcher.mget((lkey,))
                 self.breaker.success()
                 redis_ok = True
-            except REDIS_ERRORS as exc:
+            except REDIS_FAILURES as exc:
                 self._redis_failed(exc)
         if link_raw is not None:
             return domain, self._parsed_link(lkey, link_raw, since)
@@ -269,7 +261,7 @@ class Resolver:
                 replies = await self.batcher.mget(keys)
                 self.breaker.success()
                 redis_ok = True
-            except REDIS_ERRORS as exc:
+            except REDIS_FAILURES as exc:
                 self._redis_failed(exc)
         domain_raw, exact_raw = replies[0], replies[1]
         folded_raw = replies[2] if len(replies) > 2 else exact_raw
@@ -367,7 +359,7 @@ class Resolver:
                 return False
             try:
                 result = await write()
-            except REDIS_ERRORS:
+            except REDIS_FAILURES:
                 self.breaker.failure()
                 return False
             self.breaker.success()

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from services.redirect.keys import EDGE
 from services.redirect.metrics import render
-from services.redirect.resolve import REDIS_ERRORS
+from shared.errors import REDIS_FAILURES
 from shared.http import json_response
 
 _CHECK_TIMEOUT = 1.0
@@ -19,7 +19,7 @@ async def _redis_ok(request: web.Request) -> bool:
     try:
         async with asyncio.timeout(_CHECK_TIMEOUT):
             await request.app[EDGE].resolver.redis.ping()
-    except REDIS_ERRORS:
+    except REDIS_FAILURES:
         return False
     return True
 
