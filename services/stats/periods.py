@@ -221,8 +221,11 @@ def default_interval(window: Window) -> Interval:
 
 
 def ceil_hour_utc(moment: datetime) -> datetime:
-    floor = floor_hour_utc(moment)
-    return floor if floor == moment else floor + timedelta(hours=1)
+    # Compared in UTC: under PEP 495 an aware time in a DST fold (the repeated hour)
+    # never equals a time of another zone, even the same instant.
+    utc = moment.astimezone(UTC)
+    floor = floor_hour_utc(utc)
+    return floor if floor == utc else floor + timedelta(hours=1)
 
 
 def bucket_bounds(buckets: list[datetime], interval: str, tz: tzinfo) -> list[datetime]:

@@ -111,3 +111,12 @@ def test_bounds_put_every_hour_in_its_bucket(
             start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
             sums[sum(b <= start for b in bounds[:-1]) - 1] += by_day.get(day, 0)
     assert sums == expected
+
+
+def test_hour_bounds_across_the_repeated_hour_are_distinct() -> None:
+    """Paris, 28 October 2007: 02:00 comes twice. Both hour buckets begin at their own
+    UTC hour (a fold-aware time compared across zones once made them collide)."""
+    paris = ZoneInfo("Europe/Paris")
+    window = period_window("today", datetime(2007, 10, 27, 22, tzinfo=UTC), paris)
+    bounds = bucket_bounds(chart_buckets(window, "hour", 10_000), "hour", paris)
+    assert bounds == sorted(set(bounds)) and len(bounds) == 26
