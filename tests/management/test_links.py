@@ -297,6 +297,26 @@ async def test_list_pages_with_keyset_token(api: Client, tenant: Tenant) -> None
         assert answer.status == 400, bad
 
 
+async def test_list_links_exact_filters(api: Client, tenant: Tenant) -> None:
+    """The SDK's idString and createdAt query parameters narrow the listing exactly."""
+    first = await create(api, tenant, originalURL="https://example.com/one")
+    await create(api, tenant, originalURL="https://example.com/two")
+    base: dict[str, str | int] = {"domain_id": tenant.domain_id}
+    by_id = await (await api.get("/api/links", headers=auth(tenant),
+                                 params=base | {"idString": first["idString"]})).json()
+    assert [x["idString"] for x in by_id["links"]] == [first["idString"]]
+    assert by_id["count"] == 1
+    by_time = await (await api.get("/api/links", headers=auth(tenant),
+                                   params=base | {"createdAt": first["createdAt"]})).json()
+    assert first["idString"] in [x["idString"] for x in by_time["links"]]
+    assert all(x["createdAt"] == first["createdAt"] for x in by_time["links"])
+    nothing = await (await api.get("/api/links", headers=auth(tenant),
+                                   params=base | {"idString": "lnk_none"})).json()
+    assert nothing["count"] == 0 and nothing["links"] == []
+    bad = await api.get("/api/links", headers=auth(tenant), params=base | {"createdAt": "x"})
+    assert bad.status == 400 and "createdAt" in (await bad.json())["message"]
+
+
 async def test_folders(api: Client, tenant: Tenant) -> None:
     made = await api.post("/links/folders", headers=auth(tenant),
                           json={"domainId": tenant.domain_id, "name": "Campaigns"})

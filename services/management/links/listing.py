@@ -62,6 +62,7 @@ def _instant(value: str | None, field: str) -> datetime | None:
 async def list_page(pool: asyncpg.Pool, who: Principal, query: ListLinksQuery) -> Page:
     before = _instant(query.beforeDate, "beforeDate")
     after = _instant(query.afterDate, "afterDate")
+    created_at = _instant(query.createdAt, "createdAt")
     descending = query.dateSortOrder == "desc"
     cursor = decode_token(query.pageToken, query.dateSortOrder) if query.pageToken else None
     async with pool.acquire() as conn:
@@ -72,11 +73,12 @@ async def list_page(pool: asyncpg.Pool, who: Principal, query: ListLinksQuery) -
             if query.folderId not in found:
                 raise BadRequest("folderId: no such folder on this domain")
             folder_id = found[query.folderId]
-        rows = await links.list_links(
-            conn, domain_id=domain["id"], folder_id=folder_id, before=before, after=after,
-            cursor=cursor, descending=descending, limit=query.limit + 1)
-        count = await links.count_links(conn, domain_id=domain["id"], folder_id=folder_id,
-                                        before=before, after=after)
+        where = links.ListFilter(folder_id=folder_id, before=before, after=after,
+                                 id_string=query.idString, created_at=created_at)
+        rows = await links.list_links(conn, domain_id=domain["id"], where=where,
+                                      cursor=cursor, descending=descending,
+                                      limit=query.limit + 1)
+        count = await links.count_links(conn, domain_id=domain["id"], where=where)
     token = None
     if len(rows) > query.limit:
         rows = rows[:query.limit]

@@ -244,37 +244,54 @@ async def delete_links(conn: Any, ids: list[int]) -> list[asyncpg.Record]:
     return rows
 
 
-_LIST_SQL: Final = """SELECT {cols} FROM {src}
-WHERE l.domain_id = $1
+@dataclass(frozen=True)
+class ListFilter:
+    """What a listing of a domain's links is narrowed to (GET /api/links); None: any."""
+
+    folder_id: int | None = None
+    before: datetime | None = None  # created strictly before
+    after: datetime | None = None  # created strictly after
+    id_string: str | None = None  # the one link with this idString
+    created_at: datetime | None = None  # created at exactly this instant
+
+
+# One WHERE clause for the page and for its count, so they can never disagree.
+_FILTER_SQL: Final = """l.domain_id = $1
   AND ($2::bigint IS NULL OR l.folder_id = $2)
   AND ($3::timestamptz IS NULL OR l.created_at < $3)
   AND ($4::timestamptz IS NULL OR l.created_at > $4)
-  AND ($5::timestamptz IS NULL OR (l.created_at, l.id) {cmp} ($5, $6::bigint))
+  AND ($5::text IS NULL OR l.id_string = $5)
+  AND ($6::timestamptz IS NULL OR l.created_at = $6)"""
+
+_LIST_SQL: Final = """SELECT {cols} FROM {src}
+WHERE {where}
+  AND ($7::timestamptz IS NULL OR (l.created_at, l.id) {cmp} ($7, $8::bigint))
 ORDER BY l.created_at {order}, l.id {order}
-LIMIT $7"""
+LIMIT $9"""
+
+
+def _filter_args(domain_id: int, where: ListFilter) -> tuple[Any, ...]:
+    return (domain_id, where.folder_id, where.before, where.after, where.id_string,
+            where.created_at)
 
 
 async def list_links(
-    conn: Any, *, domain_id: int, folder_id: int | None, before: datetime | None,
-    after: datetime | None, cursor: tuple[datetime, int] | None, descending: bool, limit: int,
+    conn: Any, *, domain_id: int, where: ListFilter, cursor: tuple[datetime, int] | None,
+    descending: bool, limit: int,
 ) -> list[asyncpg.Record]:
     """One page in (created_at, id) order after ``cursor`` (keyset, no OFFSET)."""
-    sql = _LIST_SQL.format(cols=LINK_COLUMNS, src=_FROM, cmp="<" if descending else ">",
+    sql = _LIST_SQL.format(cols=LINK_COLUMNS, src=_FROM, where=_FILTER_SQL,
+                           cmp="<" if descending else ">",
                            order="DESC" if descending else "ASC")
     rows: list[asyncpg.Record] = await conn.fetch(
-        sql, domain_id, folder_id, before, after,
+        sql, *_filter_args(domain_id, where),
         cursor[0] if cursor else None, cursor[1] if cursor else None, limit)
     return rows
 
 
-async def count_links(conn: Any, *, domain_id: int, folder_id: int | None,
-                      before: datetime | None, after: datetime | None) -> int:
-    count: int = await conn.fetchval(
-        """SELECT count(*) FROM links l WHERE l.domain_id = $1
-             AND ($2::bigint IS NULL OR l.folder_id = $2)
-             AND ($3::timestamptz IS NULL OR l.created_at < $3)
-             AND ($4::timestamptz IS NULL OR l.created_at > $4)""",
-        domain_id, folder_id, before, after)
+async def count_links(conn: Any, *, domain_id: int, where: ListFilter) -> int:
+    count: int = await conn.fetchval(f"SELECT count(*) FROM links l WHERE {_FILTER_SQL}",
+                                     *_filter_args(domain_id, where))
     return count
 
 

@@ -188,6 +188,10 @@ class ListLinksQuery(BaseModel):
 
     domain_id: int
     limit: int = Field(default=50, ge=1, le=150)
+    # The SDK's two exact filters: the one link with this idString, and the links
+    # created at exactly this instant (epoch milliseconds or ISO 8601, as beforeDate).
+    idString: str | None = Field(default=None, max_length=MAX_TEXT)
+    createdAt: str | None = None
     pageToken: str | None = None
     beforeDate: str | None = None
     afterDate: str | None = None
