@@ -13,13 +13,13 @@ click together per link and hour.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from services.stats.repository import DIMENSION_COLUMNS
-from services.stats.spans import Spans
+from services.stats.repository import DAY_COLUMNS, DIMENSION_COLUMNS, HOUR_COLUMNS
+from services.stats.spans import HOUR, Spans, split
 
 _UNPIVOT = ", ".join(f"('{dim}', f.{col})" for dim, col in DIMENSION_COLUMNS.items())
 _UNPIVOT_R = _UNPIVOT.replace("f.", "r.")
@@ -50,6 +50,19 @@ class Filters:
                 and self.include_links is None and self.exclude_links is None)
 
 
+# Every statistics read runs with these (the pool resets them when a connection is given
+# back): the answers' statements are short, and the planner's defaults cost them more
+# than they save. A generic plan (chosen after five runs of a prepared statement) knows
+# neither the domain nor the ranges and scans whole tables; JIT compiles for tens of ms;
+# parallel workers start processes that two cores have no room for.
+READ_SETTINGS = ("SET plan_cache_mode = force_custom_plan; SET jit = off; "
+                 "SET max_parallel_workers_per_gather = 0")
+
+
+async def prepare_reads(conn: Any) -> None:
+    await conn.execute(READ_SETTINGS)
+
+
 class _Args:
     def __init__(self) -> None:
         self.values: list[Any] = []
@@ -57,15 +70,6 @@ class _Args:
     def __call__(self, value: Any) -> str:
         self.values.append(value)
         return f"${len(self.values)}"
-
-
-def _facts(scope: Scope, filters: Filters) -> str:
-    """The fact table answering ``filters`` for ``scope`` (read as ``f``): the domain's
-    (rows per hour and combination) unless links are involved."""
-    if (scope.link_id is not None or filters.include_links is not None
-            or filters.exclude_links is not None):
-        return "stats_facts f"
-    return "stats_domain_facts f"
 
 
 def _facts_where(args: _Args, scope: Scope, lo: datetime, hi: datetime, filters: Filters
@@ -135,79 +139,136 @@ async def data_hours(conn: Any, scope: Scope) -> tuple[datetime | None, datetime
 
 @dataclass(frozen=True)
 class _Grain:
-    """How one rollup table gives rows over a range of its time column: read as ``r``
-    (and ``d``, one row per dimension value, when ``unpivot``), yielding ``columns``
-    where ``where`` holds."""
+    """How one rollup table gives rows over ranges of time: read as ``r``, yielding
+    ``keys`` (grouped by) and ``sums`` (summed: negated where subtracted), each an
+    ``expression AS name``, where ``where`` holds. ``hour_columns``: the table keeps a
+    day's hours as columns h00..h23 of its daily row (unpivoted as ``hh``)."""
 
     table: str
     time: str  # "hour" or "day"
-    columns: str
+    keys: tuple[str, ...]
+    sums: tuple[str, ...]
     where: str
-    unpivot: bool = False
+    hour_columns: bool = False
+
+    def select(self, at: str, sign: int) -> str:
+        sums = self.sums if sign > 0 else tuple(
+            f"-({expression}) AS {name}"
+            for expression, name in (s.rsplit(" AS ", 1) for s in self.sums))
+        return ", ".join((f"{at} AS t", *self.keys, *sums))
+
+
+_HOURS_OF_DAY = ", ".join(f"({h}, r.{c})" for h, c in enumerate(HOUR_COLUMNS))
+_HOUR_AT = "(r.day::timestamp AT TIME ZONE 'UTC') + hh.h * interval '1 hour'"
+
+
+def _hour_rows(args: _Args, grain: _Grain, ranges: list[tuple[datetime, datetime]],
+               ats: list[datetime] | None, sign: int) -> str:
+    """The hourly rows of ``ranges`` (counted at their hour, or at ``ats``), each range
+    one index range scan (``OFFSET 0`` keeps the planner from flattening the lateral
+    subquery into one scan of the whole domain)."""
+    if grain.hour_columns:  # one daily row per day, its hours unpivoted
+        instants: list[datetime | None] = list(ats) if ats is not None else [None] * len(ranges)
+        pieces = [(a + timedelta(hours=h), at) for (a, b), at in
+                  zip(ranges, instants, strict=True) for h in range((b - a) // HOUR)]
+        days = args([p.astimezone(UTC).date() for p, _ in pieces])
+        hour_of_day = args([p.astimezone(UTC).hour for p, _ in pieces])
+        at_arg = args([at for _, at in pieces])
+        return f"""SELECT {grain.select(f"coalesce(s.at, {_HOUR_AT})", sign)}
+            FROM (SELECT s.day, array_agg(s.h) AS hs, min(s.at) AS at
+                  FROM unnest({days}::date[], {hour_of_day}::int[], {at_arg}::timestamptz[])
+                       AS s(day, h, at) GROUP BY s.day) s
+            CROSS JOIN LATERAL (SELECT * FROM {grain.table} r
+                                WHERE r.day = s.day AND {grain.where} OFFSET 0) r
+            CROSS JOIN LATERAL (VALUES {_HOURS_OF_DAY}) AS hh(h, clicks)
+            WHERE hh.h = ANY(s.hs)"""
+    lo, hi = args([a for a, _ in ranges]), args([b for _, b in ranges])
+    at_arg = args(ats if ats is not None else [None] * len(ranges))
+    return f"""SELECT {grain.select("coalesce(s.at, r.hour)", sign)}
+        FROM unnest({lo}::timestamptz[], {hi}::timestamptz[], {at_arg}::timestamptz[])
+             AS s(lo, hi, at)
+        CROSS JOIN LATERAL (SELECT * FROM {grain.table} r
+                            WHERE r.hour >= s.lo AND r.hour < s.hi AND {grain.where}
+                            OFFSET 0) r"""
+
+
+def _day_rows(args: _Args, grain: _Grain, days: list[date], ats: list[datetime] | None
+              ) -> str:
+    """The daily rows of ``days``, counted at their UTC midnight or at ``ats``."""
+    at_arg = args(ats if ats is not None else [None] * len(days))
+    return f"""SELECT {grain.select("coalesce(s.at, r.day::timestamp AT TIME ZONE 'UTC')", 1)}
+        FROM unnest({args(days)}::date[], {at_arg}::timestamptz[]) AS s(day, at)
+        JOIN {grain.table} r ON r.day = s.day
+        WHERE {grain.where}"""
+
+
+def _whole_days(args: _Args, grain: _Grain, ranges: list[tuple[date, date]]) -> str:
+    lo, hi = args([a for a, _ in ranges]), args([b for _, b in ranges])
+    return f"""SELECT {grain.select("r.day::timestamp AT TIME ZONE 'UTC'", 1)}
+        FROM unnest({lo}::date[], {hi}::date[]) AS s(lo, hi)
+        CROSS JOIN LATERAL (SELECT * FROM {grain.table} r
+                            WHERE r.day >= s.lo AND r.day < s.hi AND {grain.where}
+                            OFFSET 0) r"""
 
 
 def _rows_in(args: _Args, spans: Spans, hourly: _Grain, daily: _Grain) -> str:
-    """The rows of ``spans`` as ``(t, columns)``: the hours from ``hourly``, the whole
-    days from ``daily`` (``t``: the hour, or the day's UTC midnight). Each span is one
-    index range scan."""
+    """The rows of ``spans`` as ``(t, keys, sums)``: the hours from ``hourly``, whole
+    days and stand-ins from ``daily``, less the hours stand-ins do not stand for."""
     parts = []
-    for grain, ranges, kind in ((hourly, spans.hours, "timestamptz"),
-                                (daily, spans.days, "date")):
-        if not ranges:
-            continue
-        lo, hi = args([a for a, _ in ranges]), args([b for _, b in ranges])
-        t = "r.hour" if grain.time == "hour" else "r.day::timestamp AT TIME ZONE 'UTC'"
-        lateral = (f" CROSS JOIN LATERAL (VALUES {_UNPIVOT_R}) AS d(dim, value)"
-                   if grain.unpivot else "")
-        parts.append(
-            f"""SELECT {t} AS t, {grain.columns}
-                FROM unnest({lo}::{kind}[], {hi}::{kind}[]) AS s(lo, hi)
-                JOIN {grain.table} r ON r.{grain.time} >= s.lo AND r.{grain.time} < s.hi
-                {lateral}
-                WHERE {grain.where}""")
+    if spans.hours:
+        parts.append(_hour_rows(args, hourly, list(spans.hours), None, 1))
+    if spans.days:
+        parts.append(_whole_days(args, daily, list(spans.days)))
+    if spans.stand_ins:
+        parts.append(_day_rows(args, daily, [d for d, _ in spans.stand_ins],
+                               [at for _, at in spans.stand_ins]))
+    if spans.minus:
+        parts.append(_hour_rows(args, hourly, [(a, b) for a, b, _ in spans.minus],
+                                [at for _, _, at in spans.minus], -1))
     if not parts:
-        parts.append(f"""SELECT NULL::timestamptz AS t, {daily.columns}
-                         FROM {daily.table} r WHERE false""")
+        parts.append(f"SELECT {daily.select('NULL::timestamptz', 1)} FROM {daily.table} r "
+                     "WHERE false")
     return "\nUNION ALL\n".join(parts)
 
 
 def _totals_of(args: _Args, scope: Scope) -> tuple[_Grain, _Grain]:
     """A link's or a domain's (clicks, human_clicks) per hour and per day."""
-    if scope.link_id is not None:
-        link = f"r.link_id = {args(scope.link_id)}"
-        return (_Grain("stats_facts", "hour",
-                       "r.clicks, CASE WHEN r.bot THEN 0 ELSE r.clicks END AS human_clicks",
-                       link),
-                _Grain("stats_link_daily", "day", "r.clicks, r.human_clicks", link))
+    sums = ("r.clicks AS clicks", "r.human_clicks AS human_clicks")
+    if scope.link_id is not None:  # read hour by hour (see _hours_only)
+        facts = _Grain("stats_facts", "hour", (), (
+            "r.clicks AS clicks", "CASE WHEN r.bot THEN 0 ELSE r.clicks END AS human_clicks"),
+            f"r.link_id = {args(scope.link_id)}")
+        return facts, facts
     domain = f"r.domain_id = {args(scope.domain_id)}"
-    columns = "r.clicks, r.human_clicks"
-    return (_Grain("stats_domain_hourly", "hour", columns, domain),
-            _Grain("stats_domain_daily", "day", columns, domain))
+    return (_Grain("stats_domain_hourly", "hour", (), sums, domain),
+            _Grain("stats_domain_daily", "day", (), sums, domain))
 
 
 def _dims_of(args: _Args, domain_id: int, dims: list[str], values: list[str] | None
              ) -> tuple[_Grain, _Grain]:
-    """A domain's (dim, value, clicks) per hour (from its facts) and per day."""
-    domain, wanted = args(domain_id), args(dims)
-    hourly = f"r.domain_id = {domain} AND d.value IS NOT NULL AND d.dim = ANY({wanted}::text[])"
-    daily = f"r.domain_id = {domain} AND r.dim = ANY({wanted}::text[])"
+    """A domain's (dim, value, clicks) per hour and per day: both from its daily
+    dimension rows, which keep each hour of the day as a column."""
+    where = f"r.domain_id = {args(domain_id)} AND r.dim = ANY({args(dims)}::text[])"
     if values is not None:
-        chosen = args(values)
-        hourly += f" AND d.value = ANY({chosen}::text[])"
-        daily += f" AND r.value = ANY({chosen}::text[])"
-    return (_Grain("stats_domain_facts", "hour", "d.dim, d.value, r.clicks", hourly,
-                   unpivot=True),
-            _Grain("stats_domain_dims_daily", "day", "r.dim, r.value, r.clicks", daily))
+        where += f" AND r.value = ANY({args(values)}::text[])"
+    keys = ("r.dim AS dim", "r.value AS value")
+    return (_Grain("stats_domain_dims_daily", "day", keys, ("hh.clicks AS clicks",), where,
+                   hour_columns=True),
+            _Grain("stats_domain_dims_daily", "day", keys, ("r.clicks AS clicks",), where))
 
 
-def _links_of(args: _Args, domain_id: int, link_ids: list[int] | None
-              ) -> tuple[_Grain, _Grain]:
-    """(link_id, clicks) of the domain's links (or of ``link_ids``) per hour and day."""
-    where = f"r.domain_id = {args(domain_id)}"
-    if link_ids is not None:
-        where += f" AND r.link_id = ANY({args(link_ids)}::bigint[])"
-    return (_Grain("stats_facts", "hour", "r.link_id, r.clicks", where),
-            _Grain("stats_link_daily", "day", "r.link_id, r.clicks", where))
+def _links_of(args: _Args, domain_id: int, link_ids: list[int]) -> _Grain:
+    """(link_id, clicks) of the given links per hour (read hour by hour)."""
+    where = (f"r.domain_id = {args(domain_id)} "
+             f"AND r.link_id = ANY({args(link_ids)}::bigint[])")
+    return _Grain("stats_facts", "hour", ("r.link_id AS link_id",), ("r.clicks AS clicks",),
+                  where)
+
+
+def _hours_only(spans: Spans) -> Spans:
+    """``spans`` read from the hourly rows only: a link's own answers and charts read its
+    facts (a range of their primary key), as its breakdowns do."""
+    return Spans(spans.lo, spans.hi, ((spans.lo, spans.hi),) if spans.lo < spans.hi else ())
 
 
 def _bucket(args: _Args, bounds: list[datetime]) -> str:
@@ -225,6 +286,9 @@ async def clicks_by_bucket(conn: Any, scope: Scope, current: Spans, previous: Sp
     args = _Args()
     if filters.empty:
         hourly, daily = _totals_of(args, scope)
+        if scope.link_id is not None:
+            current = _hours_only(current)
+            previous = _hours_only(previous) if previous is not None else None
         source = _rows_in(args, current, hourly, daily)
         if previous is not None:
             source += "\nUNION ALL\n" + _rows_in(args, previous, hourly, daily)
@@ -233,7 +297,7 @@ async def clicks_by_bucket(conn: Any, scope: Scope, current: Spans, previous: Sp
         where = _facts_where(args, scope, lo, current.hi, filters)
         source = f"""SELECT f.hour AS t, f.clicks,
                             CASE WHEN f.bot THEN 0 ELSE f.clicks END AS human_clicks
-                     FROM {_facts(scope, filters)} WHERE {where}"""
+                     FROM stats_facts f WHERE {where}"""
     sql = f"""SELECT CASE WHEN x.t < {args(current.lo)} THEN 0 ELSE {_bucket(args, bounds)} END
                        AS bucket,
                      sum(x.clicks)::bigint AS clicks, sum(x.human_clicks)::bigint AS human
@@ -247,7 +311,8 @@ def _ranked(source: str, args: _Args, limit: int) -> str:
             SELECT dim, value, sum(clicks)::bigint AS clicks,
                    row_number() OVER (PARTITION BY dim ORDER BY sum(clicks) DESC, value)
                      AS rank
-            FROM ({source}) x GROUP BY dim, value) ranked
+            FROM ({source}) x GROUP BY dim, value
+            HAVING sum(clicks) > 0) ranked
         WHERE rank <= {args(limit)}
         ORDER BY dim, clicks DESC, value"""
 
@@ -265,7 +330,7 @@ async def breakdowns(conn: Any, scope: Scope, spans: Spans, dims: list[str], lim
     else:
         where = _facts_where(args, scope, spans.lo, spans.hi, filters)
         source = f"""SELECT d.dim, d.value, f.clicks
-                     FROM {_facts(scope, filters)}
+                     FROM stats_facts f
                      CROSS JOIN LATERAL (VALUES {_UNPIVOT}) AS d(dim, value)
                      WHERE {where} AND d.value IS NOT NULL
                        AND d.dim = ANY({args(dims)}::text[])"""
@@ -286,21 +351,52 @@ async def value_series(conn: Any, scope: Scope, dim: str, values: list[str], spa
         column = DIMENSION_COLUMNS[dim]
         where = _facts_where(args, scope, spans.lo, spans.hi, filters)
         source = f"""SELECT f.hour AS t, f.{column} AS value, f.clicks
-                     FROM {_facts(scope, filters)}
+                     FROM stats_facts f
                      WHERE {where} AND f.{column} = ANY({args(values)}::text[])"""
     sql = f"""SELECT x.value, {_bucket(args, bounds)} AS bucket, sum(x.clicks)::bigint AS clicks
               FROM ({source}) x GROUP BY 1, 2"""
     return [(r["value"], r["bucket"], r["clicks"]) for r in await conn.fetch(sql, *args.values)]
 
 
+def _month_pieces(ranges: list[tuple[date, date]]) -> list[tuple[date, int, int]]:
+    """Day ranges as (month, first day, last day) pieces within one month each."""
+    pieces = []
+    for a, b in ranges:
+        while a < b:
+            month = a.replace(day=1)
+            following = (month + timedelta(days=32)).replace(day=1)
+            end = min(b, following)
+            pieces.append((month, a.day, (end - timedelta(days=1)).day))
+            a = end
+    return pieces
+
+
 def _link_clicks(args: _Args, domain_id: int, spans: Spans, link_ids: list[int] | None) -> str:
-    """(link_id, clicks) rows of the domain's links (or of ``link_ids``) in ``spans``."""
+    """(link_id, clicks) rows of the domain's links (or of ``link_ids``) in ``spans``, to
+    be summed per link: the daily rows read are differences of two cumulative columns of
+    stats_link_monthly (one row per link and month however many days), the hours come
+    from stats_facts."""
+    where = f"r.domain_id = {args(domain_id)}"
+    if link_ids is not None:
+        where += f" AND r.link_id = ANY({args(link_ids)}::bigint[])"
     if spans.whole:
-        where = f"r.domain_id = {args(domain_id)}"
-        if link_ids is not None:
-            where += f" AND r.link_id = ANY({args(link_ids)}::bigint[])"
         return f"SELECT r.link_id, r.clicks FROM stats_link_totals r WHERE {where}"
-    return _rows_in(args, spans, *_links_of(args, domain_id, link_ids))
+    parts = []
+    for month, first, last in _month_pieces(spans.day_set):
+        upto = f"r.{DAY_COLUMNS[last - 1]}"
+        clicks = upto if first == 1 else f"{upto} - r.{DAY_COLUMNS[first - 2]}"
+        parts.append(f"""SELECT r.link_id, {clicks} AS clicks FROM stats_link_monthly r
+                         WHERE {where} AND r.month = {args(month)}::date""")
+    hourly = _Grain("stats_facts", "hour", ("r.link_id AS link_id",), ("r.clicks AS clicks",),
+                    where)
+    if spans.hours:
+        parts.append(_hour_rows(args, hourly, list(spans.hours), None, 1))
+    if spans.minus:
+        parts.append(_hour_rows(args, hourly, [(a, b) for a, b, _ in spans.minus],
+                                [at for _, _, at in spans.minus], -1))
+    if not parts:
+        return "SELECT NULL::bigint AS link_id, 0::bigint AS clicks WHERE false"
+    return "\nUNION ALL\n".join(f"SELECT link_id, clicks FROM ({part}) p" for part in parts)
 
 
 async def top_links(conn: Any, domain_id: int, spans: Spans, limit: int, filters: Filters
@@ -311,8 +407,11 @@ async def top_links(conn: Any, domain_id: int, spans: Spans, limit: int, filters
         inner = f"""SELECT link_id, clicks FROM stats_link_totals
                     WHERE domain_id = {args(domain_id)}"""
     elif filters.empty:
-        inner = f"""SELECT link_id, sum(clicks)::bigint AS clicks
-                    FROM ({_link_clicks(args, domain_id, spans, None)}) x GROUP BY link_id"""
+        # float8 adds integers exactly below 2**53 and far faster than sum(bigint),
+        # which adds in numeric: this sums a row or two per link of the domain.
+        inner = f"""SELECT link_id, sum(clicks::float8)::bigint AS clicks
+                    FROM ({_link_clicks(args, domain_id, spans, None)}) x GROUP BY link_id
+                    HAVING sum(clicks::float8) > 0"""
     else:
         where = _facts_where(args, Scope(domain_id), spans.lo, spans.hi, filters)
         inner = f"""SELECT f.link_id, sum(f.clicks)::bigint AS clicks FROM stats_facts f
@@ -332,7 +431,8 @@ async def link_series(conn: Any, domain_id: int, link_ids: list[int], spans: Spa
     """(link id, chart bucket, clicks) of the given links."""
     args = _Args()
     if filters.empty:
-        source = _rows_in(args, spans, *_links_of(args, domain_id, link_ids))
+        facts = _links_of(args, domain_id, link_ids)
+        source = _rows_in(args, _hours_only(spans), facts, facts)
     else:
         where = _facts_where(args, Scope(domain_id), spans.lo, spans.hi, filters)
         source = f"""SELECT f.hour AS t, f.link_id, f.clicks FROM stats_facts f
@@ -372,6 +472,8 @@ async def clicked_links(conn: Any, domain_id: int, periods: list[Spans], filters
     def clicked_in(spans: Spans) -> str:
         if spans.whole:
             return "true"
+        # A distinct count cannot subtract: every cut day as its own hours.
+        spans = split(spans.lo, spans.hi)
         conditions = []
         if spans.days:
             conditions.append(_clicked_on(args, spans))
@@ -380,8 +482,9 @@ async def clicked_links(conn: Any, domain_id: int, periods: list[Spans], filters
             conditions.append(
                 f"""t.link_id IN (SELECT r.link_id
                         FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) AS s(lo, hi)
-                        JOIN stats_facts r ON r.domain_id = {domain}
-                         AND r.hour >= s.lo AND r.hour < s.hi)""")
+                        CROSS JOIN LATERAL (SELECT r.link_id FROM stats_facts r
+                            WHERE r.domain_id = {domain} AND r.hour >= s.lo
+                              AND r.hour < s.hi OFFSET 0) r)""")
         return " OR ".join(conditions) or "false"
 
     counts_sql = ", ".join(f"count(*) FILTER (WHERE {clicked_in(spans)})" for spans in periods)
@@ -441,17 +544,22 @@ async def clear_domain(conn: Any, domain_id: int) -> None:
         """DELETE FROM stats_link_visitors WHERE link_id IN
                (SELECT link_id FROM stats_link_totals WHERE domain_id = $1)""",
         domain_id)
-    for table in ("stats_link_daily", "stats_link_totals", "stats_domain_hourly",
-                  "stats_domain_daily", "stats_domain_facts", "stats_domain_dims_daily",
+    for table in ("stats_link_monthly", "stats_link_totals",
+                  "stats_domain_hourly", "stats_domain_daily", "stats_domain_dims_daily",
                   "stats_domain_dims_totals", "stats_facts", "stats_clicks"):
         await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1", domain_id)
 
 
-# One link's clicks per dimension value and UTC day (from its facts), to take out of its
-# domain's dimension rollups.
-_LINK_DIMS = f"""SELECT (f.hour AT TIME ZONE 'UTC')::date AS day, x.dim, x.value, f.clicks
+# One link's clicks per dimension value, UTC day and hour of the day (from its facts), to
+# take out of its domain's dimension rollups.
+_LINK_DIMS = f"""SELECT (f.hour AT TIME ZONE 'UTC')::date AS day,
+                        extract(hour FROM f.hour AT TIME ZONE 'UTC')::int AS hr,
+                        x.dim, x.value, f.clicks
                  FROM stats_facts f CROSS JOIN LATERAL (VALUES {_UNPIVOT}) AS x(dim, value)
                  WHERE f.link_id = $1 AND x.value IS NOT NULL"""
+_LINK_DIM_HOURS = ", ".join(f"coalesce(sum(clicks) FILTER (WHERE hr = {h}), 0) AS {c}"
+                            for h, c in enumerate(HOUR_COLUMNS))
+_TAKE_HOURS = ", ".join(f"{c} = d.{c} - l.{c}" for c in HOUR_COLUMNS)
 
 
 async def clear_link(conn: Any, domain_id: int, link_id: int) -> None:
@@ -466,19 +574,16 @@ async def clear_link(conn: Any, domain_id: int, link_id: int) -> None:
     await conn.execute(
         """UPDATE stats_domain_daily d
            SET clicks = d.clicks - l.clicks, human_clicks = d.human_clicks - l.human_clicks
-           FROM stats_link_daily l
-           WHERE l.link_id = $1 AND d.domain_id = $2 AND d.day = l.day""",
+           FROM (SELECT (hour AT TIME ZONE 'UTC')::date AS day, sum(clicks) AS clicks,
+                        sum(human_clicks) AS human_clicks
+                 FROM stats_link_hourly WHERE link_id = $1 GROUP BY 1) l
+           WHERE d.domain_id = $2 AND d.day = l.day""",
         link_id, domain_id)
     await conn.execute(
-        """UPDATE stats_domain_facts d SET clicks = d.clicks - l.clicks
-           FROM (SELECT hour, combo, sum(clicks) AS clicks FROM stats_facts
-                 WHERE link_id = $1 GROUP BY hour, combo) l
-           WHERE d.domain_id = $2 AND d.hour = l.hour AND d.combo = l.combo""",
-        link_id, domain_id)
-    await conn.execute(
-        f"""UPDATE stats_domain_dims_daily d SET clicks = d.clicks - l.clicks
-            FROM (SELECT day, dim, value, sum(clicks) AS clicks FROM ({_LINK_DIMS}) x
-                  GROUP BY day, dim, value) l
+        f"""UPDATE stats_domain_dims_daily d
+            SET clicks = d.clicks - l.clicks, {_TAKE_HOURS}
+            FROM (SELECT day, dim, value, sum(clicks) AS clicks, {_LINK_DIM_HOURS}
+                  FROM ({_LINK_DIMS}) x GROUP BY day, dim, value) l
             WHERE d.domain_id = $2 AND d.dim = l.dim AND d.day = l.day AND d.value = l.value""",
         link_id, domain_id)
     await conn.execute(
@@ -487,12 +592,11 @@ async def clear_link(conn: Any, domain_id: int, link_id: int) -> None:
                   GROUP BY dim, value) l
             WHERE d.domain_id = $2 AND d.dim = l.dim AND d.value = l.value""",
         link_id, domain_id)
-    for table in ("stats_domain_hourly", "stats_domain_daily", "stats_domain_facts",
-                  "stats_domain_dims_daily", "stats_domain_dims_totals"):
+    for table in ("stats_domain_hourly", "stats_domain_daily", "stats_domain_dims_daily",
+                  "stats_domain_dims_totals"):
         await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1 AND clicks <= 0",
                            domain_id)
-    for table in ("stats_link_daily", "stats_link_visitors"):
-        await conn.execute(f"DELETE FROM {table} WHERE link_id = $1", link_id)
-    for table in ("stats_link_totals", "stats_facts", "stats_clicks"):
+    await conn.execute("DELETE FROM stats_link_visitors WHERE link_id = $1", link_id)
+    for table in ("stats_link_monthly", "stats_link_totals", "stats_facts", "stats_clicks"):
         await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1 AND link_id = $2",
                            domain_id, link_id)

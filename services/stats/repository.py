@@ -36,12 +36,28 @@ _DIM_VALUES = ", ".join(f"('{dim}', c.{col})" for dim, col in DIMENSION_COLUMNS.
 
 
 _HUMAN = "coalesce(sum(clicks) FILTER (WHERE NOT bot), 0)"
+# The hour columns of stats_domain_dims_daily (clicks in UTC hour NN of the day) and the
+# cumulative day columns of stats_link_monthly (clicks on days 1..NN of the month).
+HOUR_COLUMNS = tuple(f"h{hour:02d}" for hour in range(24))
+DAY_COLUMNS = tuple(f"c{day:02d}" for day in range(1, 32))
+_HOURS = ", ".join(HOUR_COLUMNS)
+_DAYS = ", ".join(DAY_COLUMNS)
+_HOURS_BY_HR = ", ".join(f"coalesce(sum(clicks) FILTER (WHERE hr = {h}), 0)::int AS {c}"
+                         for h, c in enumerate(HOUR_COLUMNS))
+_C_HOURS = ", ".join(f"c.{c}" for c in HOUR_COLUMNS)
+# The hours arrive as int (see below), so these sums add in 64 bits.
+_SUM_HOURS = ", ".join(f"sum({c})" for c in HOUR_COLUMNS)
+_DAYS_UP_TO = ", ".join(f"coalesce(sum(clicks) FILTER (WHERE mday <= {d}), 0)"
+                        for d in range(1, 32))
 
 
 def _add(*columns: str) -> str:
     return ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in columns)
 
 
+# Counts inside the statement are int (a batch is far below 2**31 clicks): sum(int) adds
+# in 64 bits, while sum(bigint) adds in numeric, several times slower per row and
+# aggregate (the tables keep bigint).
 # One statement per batch: insert the raw clicks, skipping event_ids already stored
 # (duplicates and replays), and fold only the rows actually inserted into every rollup.
 # The inserted rows are first summed per (link, hour, combination), the grain of
@@ -60,8 +76,10 @@ WITH new AS (
 ),
 f AS (
     SELECT link_id, hour, combo, min(domain_id) AS domain_id,
-           (hour AT TIME ZONE 'UTC')::date AS day, {_FIRST_FACTS}, bool_or(bot) AS bot,
-           count(*) AS clicks
+           (hour AT TIME ZONE 'UTC')::date AS day,
+           extract(hour FROM hour AT TIME ZONE 'UTC')::int AS hr,
+           extract(day FROM hour AT TIME ZONE 'UTC')::int AS mday,
+           {_FIRST_FACTS}, bool_or(bot) AS bot, count(*)::int AS clicks
     FROM new GROUP BY link_id, hour, combo
 ),
 facts AS (
@@ -70,17 +88,11 @@ facts AS (
     ORDER BY link_id, hour, combo
     ON CONFLICT (link_id, hour, combo) DO UPDATE SET {_add("clicks")}
 ),
-domain_facts AS (
-    INSERT INTO stats_domain_facts AS t (domain_id, hour, combo, {_FACT_COLUMNS}, bot, clicks)
-    SELECT domain_id, hour, combo, {_FIRST_FACTS}, bool_or(bot), sum(clicks) FROM f
-    GROUP BY domain_id, hour, combo ORDER BY domain_id, hour, combo
-    ON CONFLICT (domain_id, hour, combo) DO UPDATE SET {_add("clicks")}
-),
-link_daily AS (
-    INSERT INTO stats_link_daily AS t (link_id, day, domain_id, clicks, human_clicks)
-    SELECT link_id, day, min(domain_id), sum(clicks), {_HUMAN}
-    FROM f GROUP BY link_id, day ORDER BY link_id, day
-    ON CONFLICT (link_id, day) DO UPDATE SET {_add("clicks", "human_clicks")}
+link_monthly AS (
+    INSERT INTO stats_link_monthly AS t (domain_id, month, link_id, {_DAYS})
+    SELECT domain_id, day - (mday - 1), link_id, {_DAYS_UP_TO}
+    FROM f GROUP BY domain_id, day - (mday - 1), link_id ORDER BY 1, 2, 3
+    ON CONFLICT (domain_id, month, link_id) DO UPDATE SET {_add(*DAY_COLUMNS)}
 ),
 link_totals AS (
     INSERT INTO stats_link_totals AS t (domain_id, link_id, clicks, human_clicks, days)
@@ -103,19 +115,19 @@ domain_daily AS (
     ON CONFLICT (domain_id, day) DO UPDATE SET {_add("clicks", "human_clicks")}
 ),
 day_combos AS (
-    SELECT domain_id, day, {_FIRST_FACTS}, sum(clicks) AS clicks
+    SELECT domain_id, day, {_FIRST_FACTS}, sum(clicks)::int AS clicks, {_HOURS_BY_HR}
     FROM f GROUP BY domain_id, day, combo
 ),
 dims AS (
-    SELECT c.domain_id, c.day, d.dim, d.value, c.clicks
+    SELECT c.domain_id, c.day, d.dim, d.value, c.clicks, {_C_HOURS}
     FROM day_combos c CROSS JOIN LATERAL (VALUES {_DIM_VALUES}) AS d(dim, value)
     WHERE d.value IS NOT NULL
 ),
 domain_dims_daily AS (
-    INSERT INTO stats_domain_dims_daily AS t (domain_id, dim, day, value, clicks)
-    SELECT domain_id, dim, day, value, sum(clicks) FROM dims
+    INSERT INTO stats_domain_dims_daily AS t (domain_id, dim, day, value, clicks, {_HOURS})
+    SELECT domain_id, dim, day, value, sum(clicks), {_SUM_HOURS} FROM dims
     GROUP BY domain_id, dim, day, value ORDER BY domain_id, dim, day, value
-    ON CONFLICT (domain_id, dim, day, value) DO UPDATE SET {_add("clicks")}
+    ON CONFLICT (domain_id, dim, day, value) DO UPDATE SET {_add("clicks", *HOUR_COLUMNS)}
 ),
 domain_dims_totals AS (
     INSERT INTO stats_domain_dims_totals AS t (domain_id, dim, value, clicks)

@@ -3,6 +3,8 @@ caller's zone, and the rollup reads shaped like Short.io's statistics API."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +53,14 @@ _FILTER_COLUMNS = {
 class Limits:
     top: int
     chart_points: int
+
+
+@asynccontextmanager
+async def _reader(pool: asyncpg.Pool) -> AsyncIterator[Any]:
+    """A connection set up for statistics reads (:data:`queries.READ_SETTINGS`)."""
+    async with pool.acquire() as conn:
+        await queries.prepare_reads(conn)
+        yield conn
 
 
 async def authorize_domain(conn: Any, who: Principal, domain_id: str) -> int:
@@ -143,6 +153,7 @@ class _Reading:
     window: Window
     spans: Spans  # the period's hours, for totals and rankings
     previous: Spans | None  # the period before, for the *Change fields
+    data: tuple[datetime | None, datetime | None]  # the scope's first and last clicked hour
 
 
 async def _reading(conn: Any, scope: Scope, query: StatsQuery, now: datetime,
@@ -152,8 +163,10 @@ async def _reading(conn: Any, scope: Scope, query: StatsQuery, now: datetime,
     lo, hi = hour_range(window.start, window.end)
     previous = None
     if window.prev_start is not None:
-        previous = split(hour_range(window.prev_start, window.start)[0], lo)
-    return _Reading(window, split(lo, hi, whole=holds_all(lo, hi, first, last)), previous)
+        previous = split(hour_range(window.prev_start, window.start)[0], lo,
+                         data=(first, last))
+    spans = split(lo, hi, whole=holds_all(lo, hi, first, last), data=(first, last))
+    return _Reading(window, spans, previous, (first, last))
 
 
 def _chart(reading: _Reading, interval: str, limits: Limits
@@ -165,7 +178,7 @@ def _chart(reading: _Reading, interval: str, limits: Limits
     except PeriodError as exc:
         raise BadRequest(str(exc)) from None
     bounds = bucket_bounds(buckets, interval, window.tz)
-    return buckets, bounds, split(reading.spans.lo, reading.spans.hi, bounds)
+    return buckets, bounds, split(reading.spans.lo, reading.spans.hi, bounds, data=reading.data)
 
 
 async def _statistics(conn: Any, scope: Scope, query: StatsQuery, limits: Limits,
@@ -197,7 +210,7 @@ async def _statistics(conn: Any, scope: Scope, query: StatsQuery, limits: Limits
 async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
                           query: StatsQuery, limits: Limits) -> dict[str, Any]:
     now = datetime.now(UTC)
-    async with pool.acquire() as conn:
+    async with _reader(pool) as conn:
         link = await authorize_link(conn, who, id_string)
         scope = Scope(link["domain_id"], link["id"])
         answer, reading, _ = await _statistics(conn, scope, query, limits, now)
@@ -209,7 +222,7 @@ async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
 async def domain_statistics(pool: asyncpg.Pool, who: Principal, domain_id: str,
                             query: StatsQuery, limits: Limits) -> dict[str, Any]:
     now = datetime.now(UTC)
-    async with pool.acquire() as conn:
+    async with _reader(pool) as conn:
         scope = Scope(await authorize_domain(conn, who, domain_id))
         answer, reading, filters = await _statistics(conn, scope, query, limits, now)
         periods = [reading.spans] + ([reading.previous] if reading.previous else [])
@@ -227,7 +240,7 @@ async def link_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
     if not ids or len(ids) > 1000:
         raise BadRequest("ids: give 1 to 1000 link ids")
     now = datetime.now(UTC)
-    async with pool.acquire() as conn:
+    async with _reader(pool) as conn:
         domain = await authorize_domain(conn, who, domain_id)
         reading = await _reading(conn, Scope(domain), query, now,
                                  first_data=datetime(1970, 1, 1, tzinfo=UTC))
@@ -257,7 +270,7 @@ async def top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuer
               ) -> list[dict[str, Any]]:
     _check_column(query.column)
     now = datetime.now(UTC)
-    async with pool.acquire() as conn:
+    async with _reader(pool) as conn:
         domain = await authorize_domain(conn, who, domain_id)
         filters = await filters_of(conn, domain, query)
         reading = await _reading(conn, Scope(domain), query, now)
@@ -269,7 +282,7 @@ async def top_by_interval(pool: asyncpg.Pool, who: Principal, domain_id: str, qu
                           limits: Limits) -> dict[str, Any]:
     _check_column(query.column)
     now = datetime.now(UTC)
-    async with pool.acquire() as conn:
+    async with _reader(pool) as conn:
         domain = await authorize_domain(conn, who, domain_id)
         filters = await filters_of(conn, domain, query)
         reading = await _reading(conn, Scope(domain), query, now)
@@ -302,7 +315,7 @@ async def last_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
         after = parse_moment(query.afterDate, UTC, is_end=False) if query.afterDate else None
     except PeriodError as exc:
         raise BadRequest(str(exc)) from None
-    async with pool.acquire() as conn:
+    async with _reader(pool) as conn:
         domain = await authorize_domain(conn, who, domain_id)
         link_id = None
         if query.linkId is not None:

@@ -7,6 +7,12 @@ ends, or by a chart bucket boundary that is not a UTC midnight, as a local midni
 any zone other than UTC is) from the hourly ones: a domain's 30 days in UTC are 30 daily
 rows, not 720 hourly ones. ``whole`` says the range holds every click of the scope, so
 the all-time totals answer it in one row per key.
+
+A cut day can also be read as its daily row *less* the hours outside the part it stands
+for (a "stand-in"): ``today`` in Europe/Paris is the UTC day's row less the two hours
+after 22:00, which hold no clicks yet, instead of up to 22 hourly rows. Given the
+scope's first and last clicked hours, :func:`split` picks, per cut day, whichever reads
+fewer hours that can hold clicks; the sum is the same either way.
 """
 
 from __future__ import annotations
@@ -14,59 +20,109 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Spans:
     lo: datetime  # the UTC hours [lo, hi) read
     hi: datetime
-    hours: tuple[tuple[datetime, datetime], ...] = ()  # hourly rows [a, b)
-    days: tuple[tuple[date, date], ...] = ()  # daily rows [a, b)
+    hours: tuple[tuple[datetime, datetime], ...] = ()  # hourly rows [a, b), each at its hour
+    days: tuple[tuple[date, date], ...] = ()  # daily rows [a, b), each at its UTC midnight
     whole: bool = field(default=False)  # [lo, hi) holds all of the scope's clicks
+    # Stand-ins: (day, at): the day's daily row, counted at instant ``at`` (the start of
+    # the part of the day it stands for) ...
+    stand_ins: tuple[tuple[date, datetime], ...] = ()
+    # ... less these hourly rows [a, b), subtracted at ``at``: (a, b, at).
+    minus: tuple[tuple[datetime, datetime, datetime], ...] = ()
+
+    @property
+    def day_set(self) -> list[tuple[date, date]]:
+        """Every daily row read, whole days and stand-ins, as sorted ranges [a, b)."""
+        ranges = sorted([*self.days, *((d, d + DAY) for d, _ in self.stand_ins)])
+        merged: list[tuple[date, date]] = []
+        for a, b in ranges:
+            if merged and merged[-1][1] == a:
+                merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        return merged
 
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _ceil_day(moment: datetime) -> date:
-    day = moment.date()
-    return day if moment == _midnight(day) else day + timedelta(days=1)
+def _weight(a: datetime, b: datetime, data: tuple[datetime, datetime] | None) -> int:
+    """How many of the hours [a, b) can hold clicks (those from the first clicked hour
+    to the last); every hour when that is unknown."""
+    if data is not None:
+        a, b = max(a, data[0]), min(b, data[1] + HOUR)
+    return max((b - a) // HOUR, 0)
 
 
 def split(lo: datetime, hi: datetime, cuts: Iterable[datetime] = (), *,
-          whole: bool = False) -> Spans:
-    """``[lo, hi)`` (UTC, on the hour) as whole days and the hours of cut days."""
+          whole: bool = False, data: tuple[datetime | None, datetime | None] | None = None
+          ) -> Spans:
+    """``[lo, hi)`` (UTC, on the hour) as whole days and the hours of cut days; with
+    ``data`` (the scope's first and last clicked hours), cut days may be stand-ins."""
     lo, hi = lo.astimezone(UTC), hi.astimezone(UTC)
     if lo >= hi:
         return Spans(lo, hi, whole=whole)
-    first, last = _ceil_day(lo), hi.date()  # the whole days are [first, last)
-    if first >= last:
-        return Spans(lo, hi, ((lo, hi),), whole=whole)
-    cut = sorted({c.astimezone(UTC).date() for c in cuts
-                  if _midnight(first) < c < _midnight(last)
-                  and c.astimezone(UTC).timetz() != time(tzinfo=UTC)})
+    known = None
+    if data is not None and data[0] is not None and data[1] is not None:
+        known = (data[0], data[1])
+    points = sorted({c.astimezone(UTC) for c in cuts if lo < c < hi})
     hours: list[tuple[datetime, datetime]] = []
     days: list[tuple[date, date]] = []
+    stand_ins: list[tuple[date, datetime]] = []
+    minus: list[tuple[datetime, datetime, datetime]] = []
 
     def add_hours(a: datetime, b: datetime) -> None:
         if hours and hours[-1][1] == a:
             a = hours.pop()[0]
         hours.append((a, b))
 
-    if lo < _midnight(first):
-        add_hours(lo, _midnight(first))
-    cursor = first
-    for day in cut:
-        if cursor < day:
-            days.append((cursor, day))
-        add_hours(_midnight(day), _midnight(day + timedelta(days=1)))
-        cursor = day + timedelta(days=1)
-    if cursor < last:
-        days.append((cursor, last))
-    if _midnight(last) < hi:
-        add_hours(_midnight(last), hi)
-    return Spans(lo, hi, tuple(hours), tuple(days), whole=whole)
+    day = lo.date()
+    while _midnight(day) < hi:
+        start, end = _midnight(day), _midnight(day + DAY)
+        a, b = max(lo, start), min(hi, end)
+        inner = [c for c in points if a < c < b]
+        if (a, b) == (start, end) and not inner:
+            if days and days[-1][1] == day:
+                days[-1] = (days[-1][0], day + DAY)
+            else:
+                days.append((day, day + DAY))
+        else:
+            edges = [a, *inner, b]
+            parts = list(pairwise(edges))
+            outside = [(x, y) for x, y in ((start, a), (b, end)) if x < y]
+            if data is None:
+                choice = None
+            else:
+                weights = [_weight(x, y, known) for x, y in parts]
+                choice = max(range(len(parts)), key=weights.__getitem__)
+                rest = sum(weights) - weights[choice]
+                as_stand_in = 1 + 2 * rest + sum([_weight(x, y, known) for x, y in outside])
+                if as_stand_in >= sum(weights):
+                    choice = None
+            if choice is None:
+                for x, y in parts:
+                    add_hours(x, y)
+            else:
+                at = parts[choice][0]
+                stand_ins.append((day, at))
+                for i, (x, y) in enumerate(parts):
+                    if i != choice:
+                        add_hours(x, y)
+                        minus.append((x, y, at))
+                minus.extend((x, y, at) for x, y in outside)
+        day += DAY
+    return Spans(lo, hi, tuple(hours), tuple(days), whole=whole, stand_ins=tuple(stand_ins),
+                 minus=tuple(minus))
 
 
 def holds_all(lo: datetime, hi: datetime, first: datetime | None, last: datetime | None

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.stats.repository import DAY_COLUMNS, DIMENSION_COLUMNS, HOUR_COLUMNS
 from shared.events import ClickEvent
 from tests.conftest import Tenant, unique
 
@@ -66,3 +67,36 @@ async def link_totals(db: asyncpg.Pool, domain_id: int) -> dict[int, int]:
 
 def new_id() -> uuid.UUID:
     return uuid.uuid4()
+
+
+async def check_read_rollups(db: asyncpg.Pool, domain_id: int) -> None:
+    """The rollups added for reads (migration 0202) agree with the facts, exactly: each
+    dimension value's clicks per UTC hour (the hour columns of the daily rows) and each
+    link's cumulative clicks per day of the month."""
+    unpivot = ", ".join(f"('{dim}', f.{column})" for dim, column in DIMENSION_COLUMNS.items())
+    from_facts = await db.fetch(
+        f"""SELECT d.dim, d.value, f.hour, sum(f.clicks)::bigint AS clicks
+            FROM stats_facts f CROSS JOIN LATERAL (VALUES {unpivot}) AS d(dim, value)
+            WHERE f.domain_id = $1 AND d.value IS NOT NULL GROUP BY 1, 2, 3""", domain_id)
+    hours = ", ".join(f"({h}, r.{c})" for h, c in enumerate(HOUR_COLUMNS))
+    from_dims = await db.fetch(
+        f"""SELECT r.dim, r.value, (r.day::timestamp AT TIME ZONE 'UTC') + hh.h * interval '1 hour'
+                   AS hour, hh.clicks, r.clicks AS day_clicks,
+                   {" + ".join(f"r.{c}" for c in HOUR_COLUMNS)} AS hour_sum
+            FROM stats_domain_dims_daily r CROSS JOIN LATERAL (VALUES {hours}) AS hh(h, clicks)
+            WHERE r.domain_id = $1""", domain_id)
+    assert all(r["day_clicks"] == r["hour_sum"] for r in from_dims)
+    assert ({(r["dim"], r["value"], r["hour"]): r["clicks"] for r in from_dims if r["clicks"]}
+            == {(r["dim"], r["value"], r["hour"]): r["clicks"] for r in from_facts})
+    monthly = await db.fetch(
+        f"SELECT link_id, month, {', '.join(DAY_COLUMNS)} FROM stats_link_monthly"
+        " WHERE domain_id = $1", domain_id)
+    daily = await db.fetch(
+        """SELECT link_id, (hour AT TIME ZONE 'UTC')::date AS day, sum(clicks)::bigint AS clicks
+           FROM stats_facts WHERE domain_id = $1 GROUP BY 1, 2""", domain_id)
+    expected: dict[tuple[int, date], list[int]] = {}
+    for r in daily:
+        days = expected.setdefault((r["link_id"], r["day"].replace(day=1)), [0] * 31)
+        for i in range(r["day"].day - 1, 31):
+            days[i] += r["clicks"]
+    assert {(r["link_id"], r["month"]): [r[c] for c in DAY_COLUMNS] for r in monthly} == expected

@@ -29,7 +29,7 @@ from services.stats.settings import Settings
 from shared import apikey_repository
 from shared.events import ClickEvent
 from tests.conftest import StackEnv, Tenant, make_tenant, serve
-from tests.stats.support import click, make_link
+from tests.stats.support import check_read_rollups, click, make_link
 
 pytestmark = [pytest.mark.stack]
 
@@ -208,6 +208,7 @@ async def test_breakdowns_filters_and_domain_endpoints(
     # Clearing one link takes it out of the domain's numbers; clearing the domain empties it.
     answer = await api.delete(f"/statistics/link/{b_id}", headers={"Authorization": tenant.key})
     assert answer.status == 200
+    await check_read_rollups(db, tenant.domain_id)  # the link is out of every rollup
     domain = await get(api, tenant, f"/statistics/domain/{tenant.domain_id}", period="today")
     assert domain["totalClicks"] == 6 and domain["country"] == [
         {"country": "FR", "score": 4, "countryName": "France"},

@@ -120,3 +120,64 @@ def test_hour_bounds_across_the_repeated_hour_are_distinct() -> None:
     window = period_window("today", datetime(2007, 10, 27, 22, tzinfo=UTC), paris)
     bounds = bucket_bounds(chart_buckets(window, "hour", 10_000), "hour", paris)
     assert bounds == sorted(set(bounds)) and len(bounds) == 26
+
+
+def contributions(spans: Spans) -> dict[tuple[datetime, datetime], int]:
+    """{(hour, instant it is counted at): how many times}: hourly rows at their hour,
+    daily rows' hours at the day's midnight or at a stand-in's instant, less the
+    subtracted hours."""
+    counted: dict[tuple[datetime, datetime], int] = {}
+
+    def add(hour: datetime, at: datetime, n: int) -> None:
+        counted[(hour, at)] = counted.get((hour, at), 0) + n
+
+    for a, b in spans.hours:
+        for i in range((b - a) // HOUR):
+            add(a + i * HOUR, a + i * HOUR, 1)
+    for first, after in spans.days:
+        for d in range((after - first).days):
+            start = datetime.combine(first + timedelta(days=d), datetime.min.time(), tzinfo=UTC)
+            for i in range(24):
+                add(start + i * HOUR, start, 1)
+    for day, at in spans.stand_ins:
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        for i in range(24):
+            add(start + i * HOUR, at, 1)
+    for a, b, at in spans.minus:
+        for i in range((b - a) // HOUR):
+            add(a + i * HOUR, at, -1)
+    return {k: n for k, n in counted.items() if n}
+
+
+@given(hours, st.integers(0, 24 * 40), st.lists(hours, max_size=12),
+       st.one_of(st.none(), st.tuples(hours, hours)))
+def test_stand_ins_count_every_hour_once_in_its_bucket(
+    lo: datetime, length: int, cuts: list[datetime], data: tuple[datetime, datetime] | None
+) -> None:
+    """With the scope's clicked hours known, a cut day may be read as its daily row less
+    the hours outside its part: every hour of [lo, hi) must still count once, at an
+    instant of its own bucket (between the same two cuts), and no other hour at all."""
+    hi = lo + length * HOUR
+    first, last = (min(data), max(data)) if data else (None, None)
+    spans = split(lo, hi, cuts, data=(first, last))
+    counted = contributions(spans)
+    assert sorted(hour for hour, _ in counted) == [lo + i * HOUR for i in range(length)]
+    assert all(n == 1 for n in counted.values())
+    bounds = sorted({c for c in cuts if lo < c < hi} | {lo, hi})
+    for hour, at in counted:  # the instant lies between the same bounds as the hour
+        assert sum(b <= hour for b in bounds) == sum(b <= at for b in bounds)
+    # Without the scope's hours (distinct counts), every cut day is read hour by hour.
+    assert split(lo, hi, cuts).stand_ins == () and split(lo, hi, cuts).minus == ()
+
+
+def test_stand_in_example() -> None:
+    """Today in Europe/Paris at 10:00 UTC: yesterday's last two hours, and today's daily
+    row less the two hours after 22:00 (which hold no clicks yet)."""
+    lo, hi = datetime(2026, 11, 20, 23, tzinfo=UTC), datetime(2026, 11, 21, 23, tzinfo=UTC)
+    first, now = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 21, 10, tzinfo=UTC)
+    spans = split(lo, hi, data=(first, now))
+    assert spans.hours == ((lo, datetime(2026, 11, 21, tzinfo=UTC)),)
+    assert spans.stand_ins == ((date(2026, 11, 21), datetime(2026, 11, 21, tzinfo=UTC)),)
+    assert spans.minus == ((hi, datetime(2026, 11, 22, tzinfo=UTC),
+                            datetime(2026, 11, 21, tzinfo=UTC)),)
+    assert spans.day_set == [(date(2026, 11, 21), date(2026, 11, 22))]
