@@ -17,7 +17,7 @@ first use.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
 import asyncpg
@@ -60,6 +60,7 @@ async def create_db_pool(
     max_size: int | None = None,
     read_only: bool = False,
     connect_now: bool = True,
+    session: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
     """A pool whose every wait is bounded, so an outage surfaces as an error, not a hang.
 
@@ -67,7 +68,9 @@ async def create_db_pool(
     keeps no floor (``min_size=0``): it connects on first use, so a service can start
     while Postgres is away and recovers by itself when it is back.
     """
-    server_settings = {"application_name": "linkhop"}
+    # ``session``: settings every connection starts with (sent when it connects, and what
+    # the pool's reset on release returns to), so no request spends a round trip on them.
+    server_settings = {"application_name": "linkhop", **(session or {})}
     if read_only:
         server_settings["default_transaction_read_only"] = "on"
     connect_timeout = settings.db_connect_timeout.total_seconds()
@@ -101,13 +104,14 @@ def db_pool_ctx(
     *,
     read_only: bool = False,
     require_at_startup: bool = True,
+    session: Mapping[str, str] | None = None,
 ) -> CleanupCtx:
     """The pool as a cleanup context. ``require_at_startup=False``: start even while
     Postgres is unreachable (requests answer 503 until it is back)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = await create_db_pool(
-            settings, read_only=read_only, connect_now=require_at_startup
+            settings, read_only=read_only, connect_now=require_at_startup, session=session
         )
         if not require_at_startup:
             try:

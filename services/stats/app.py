@@ -9,6 +9,7 @@ from services.stats.cleanup import cleanup_ctx
 from services.stats.consumer import consumer_ctx
 from services.stats.handlers import add_routes
 from services.stats.keys import SETTINGS
+from services.stats.queries import READ_SETTINGS
 from services.stats.settings import Settings
 from shared.errors import error_middleware
 from shared.health import add_health_route
@@ -18,7 +19,7 @@ from shared.resources import db_pool_ctx
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(db_pool_ctx(settings))
+    app.cleanup_ctx.append(db_pool_ctx(settings, session=READ_SETTINGS))
     if settings.run_consumer:
         app.cleanup_ctx.append(consumer_ctx(settings))
         app.cleanup_ctx.append(cleanup_ctx(settings))

@@ -5,7 +5,8 @@ A period is read as :class:`services.stats.spans.Spans`: whole UTC days from the
 rollups, cut days hour by hour, or the all-time totals when it holds every click. Chart
 buckets are found in SQL (``width_bucket`` over the bucket bounds computed in Python),
 so no per-hour work happens in Python. Unfiltered domain answers come from the domain
-rollups (totals and one row per dimension value); link breakdowns and every answer with
+rollups (totals, and one row per dimension value and day whose hour columns are added
+up in SQL for the days a period or a chart bucket cuts); link breakdowns and every answer with
 include/exclude filters come from ``stats_facts``, which keeps every dimension of a
 click together per link and hour.
 """
@@ -13,13 +14,13 @@ click together per link and hour.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
 
 from services.stats.repository import DAY_COLUMNS, DIMENSION_COLUMNS, HOUR_COLUMNS
-from services.stats.spans import HOUR, Spans, split
+from services.stats.spans import Spans, day_hours, split
 
 _UNPIVOT = ", ".join(f"('{dim}', f.{col})" for dim, col in DIMENSION_COLUMNS.items())
 _UNPIVOT_R = _UNPIVOT.replace("f.", "r.")
@@ -50,17 +51,15 @@ class Filters:
                 and self.include_links is None and self.exclude_links is None)
 
 
-# Every statistics read runs with these (the pool resets them when a connection is given
-# back): the answers' statements are short, and the planner's defaults cost them more
-# than they save. A generic plan (chosen after five runs of a prepared statement) knows
-# neither the domain nor the ranges and scans whole tables; JIT compiles for tens of ms;
-# parallel workers start processes that two cores have no room for.
-READ_SETTINGS = ("SET plan_cache_mode = force_custom_plan; SET jit = off; "
-                 "SET max_parallel_workers_per_gather = 0")
-
-
-async def prepare_reads(conn: Any) -> None:
-    await conn.execute(READ_SETTINGS)
+# Every connection of the stats pool starts with these (services.stats.app; the pool's
+# reset on release returns to them): the answers' statements are short, and the
+# planner's defaults cost them more than they save. A generic plan (chosen after five
+# runs of a prepared statement) knows neither the domain nor the ranges and scans whole
+# tables; JIT compiles for tens of ms; parallel workers start processes that two cores
+# have no room for. The consumer's batch write, on the same pool, costs no more per
+# event with them (measured).
+READ_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off",
+                 "max_parallel_workers_per_gather": "0"}
 
 
 class _Args:
@@ -141,15 +140,13 @@ async def data_hours(conn: Any, scope: Scope) -> tuple[datetime | None, datetime
 class _Grain:
     """How one rollup table gives rows over ranges of time: read as ``r``, yielding
     ``keys`` (grouped by) and ``sums`` (summed: negated where subtracted), each an
-    ``expression AS name``, where ``where`` holds. ``hour_columns``: the table keeps a
-    day's hours as columns h00..h23 of its daily row (unpivoted as ``hh``)."""
+    ``expression AS name``, where ``where`` holds."""
 
     table: str
     time: str  # "hour" or "day"
     keys: tuple[str, ...]
     sums: tuple[str, ...]
     where: str
-    hour_columns: bool = False
 
     def select(self, at: str, sign: int) -> str:
         sums = self.sums if sign > 0 else tuple(
@@ -158,30 +155,11 @@ class _Grain:
         return ", ".join((f"{at} AS t", *self.keys, *sums))
 
 
-_HOURS_OF_DAY = ", ".join(f"({h}, r.{c})" for h, c in enumerate(HOUR_COLUMNS))
-_HOUR_AT = "(r.day::timestamp AT TIME ZONE 'UTC') + hh.h * interval '1 hour'"
-
-
 def _hour_rows(args: _Args, grain: _Grain, ranges: list[tuple[datetime, datetime]],
                ats: list[datetime] | None, sign: int) -> str:
     """The hourly rows of ``ranges`` (counted at their hour, or at ``ats``), each range
     one index range scan (``OFFSET 0`` keeps the planner from flattening the lateral
     subquery into one scan of the whole domain)."""
-    if grain.hour_columns:  # one daily row per day, its hours unpivoted
-        instants: list[datetime | None] = list(ats) if ats is not None else [None] * len(ranges)
-        pieces = [(a + timedelta(hours=h), at) for (a, b), at in
-                  zip(ranges, instants, strict=True) for h in range((b - a) // HOUR)]
-        days = args([p.astimezone(UTC).date() for p, _ in pieces])
-        hour_of_day = args([p.astimezone(UTC).hour for p, _ in pieces])
-        at_arg = args([at for _, at in pieces])
-        return f"""SELECT {grain.select(f"coalesce(s.at, {_HOUR_AT})", sign)}
-            FROM (SELECT s.day, array_agg(s.h) AS hs, min(s.at) AS at
-                  FROM unnest({days}::date[], {hour_of_day}::int[], {at_arg}::timestamptz[])
-                       AS s(day, h, at) GROUP BY s.day) s
-            CROSS JOIN LATERAL (SELECT * FROM {grain.table} r
-                                WHERE r.day = s.day AND {grain.where} OFFSET 0) r
-            CROSS JOIN LATERAL (VALUES {_HOURS_OF_DAY}) AS hh(h, clicks)
-            WHERE hh.h = ANY(s.hs)"""
     lo, hi = args([a for a, _ in ranges]), args([b for _, b in ranges])
     at_arg = args(ats if ats is not None else [None] * len(ranges))
     return f"""SELECT {grain.select("coalesce(s.at, r.hour)", sign)}
@@ -244,17 +222,61 @@ def _totals_of(args: _Args, scope: Scope) -> tuple[_Grain, _Grain]:
             _Grain("stats_domain_daily", "day", (), sums, domain))
 
 
-def _dims_of(args: _Args, domain_id: int, dims: list[str], values: list[str] | None
-             ) -> tuple[_Grain, _Grain]:
-    """A domain's (dim, value, clicks) per hour and per day: both from its daily
-    dimension rows, which keep each hour of the day as a column."""
+def _dims_where(args: _Args, domain_id: int, dims: list[str], values: list[str] | None
+                ) -> str:
     where = f"r.domain_id = {args(domain_id)} AND r.dim = ANY({args(dims)}::text[])"
     if values is not None:
         where += f" AND r.value = ANY({args(values)}::text[])"
+    return where
+
+
+def _hours_sum(hours: frozenset[int]) -> str:
+    """The clicks of a daily dimension row in these UTC hours of its day (its hour
+    columns, or its total less the other hours when that adds fewer)."""
+    if len(hours) == len(HOUR_COLUMNS):
+        return "r.clicks"
+    if len(hours) > len(HOUR_COLUMNS) // 2:
+        rest = " + ".join(f"r.{c}" for h, c in enumerate(HOUR_COLUMNS) if h not in hours)
+        return f"r.clicks - ({rest})"
+    return " + ".join(f"r.{HOUR_COLUMNS[h]}" for h in sorted(hours))
+
+
+def _dim_rows(args: _Args, spans: Spans, where: str, cuts: list[datetime]) -> str:
+    """(t, dim, value, clicks) rows of a domain's daily dimension rows over ``spans``:
+    whole days as they are, and every other day's row read once, its hours added up per
+    instant they are counted at (:func:`spans.day_hours`, within the bucket of ``cuts``
+    each hour is in). Days cut alike (a zone's every local midnight, say) share one
+    statement part, so the SQL grows with the ways days are cut, not with days."""
     keys = ("r.dim AS dim", "r.value AS value")
-    return (_Grain("stats_domain_dims_daily", "day", keys, ("hh.clicks AS clicks",), where,
-                   hour_columns=True),
-            _Grain("stats_domain_dims_daily", "day", keys, ("r.clicks AS clicks",), where))
+    parts = []
+    if spans.days:
+        daily = _Grain("stats_domain_dims_daily", "day", keys, ("r.clicks AS clicks",), where)
+        parts.append(_whole_days(args, daily, list(spans.days)))
+    shapes: dict[tuple[tuple[int, frozenset[int]], ...], list[date]] = {}
+    for day, counted in day_hours(spans, cuts).items():
+        midnight = datetime.combine(day, time(), tzinfo=UTC)
+        shape = tuple(sorted(((at - midnight) // timedelta(seconds=1), hours)
+                             for at, hours in counted.items()))
+        shapes.setdefault(shape, []).append(day)
+    midnight_sql = "(r.day::timestamp AT TIME ZONE 'UTC')"
+    for shape, days in shapes.items():
+        on_days = f"r.day = ANY({args(days)}::date[]) AND {where}"
+        if len(shape) == 1:  # one instant: no unpivot
+            (offset, hours), = shape
+            parts.append(f"""SELECT {midnight_sql} + {offset} * interval '1 second' AS t,
+                                    {", ".join(keys)}, {_hours_sum(hours)} AS clicks
+                             FROM stats_domain_dims_daily r WHERE {on_days}""")
+        else:
+            terms = ", ".join(f"({offset}, {_hours_sum(hours)})" for offset, hours in shape)
+            parts.append(f"""SELECT {midnight_sql} + x.o * interval '1 second' AS t,
+                                    {", ".join(keys)}, x.clicks
+                             FROM stats_domain_dims_daily r
+                             CROSS JOIN LATERAL (VALUES {terms}) AS x(o, clicks)
+                             WHERE {on_days}""")
+    if not parts:
+        return ("SELECT NULL::timestamptz AS t, NULL::text AS dim, NULL::text AS value, "
+                "0::bigint AS clicks WHERE false")
+    return "\nUNION ALL\n".join(parts)
 
 
 def _links_of(args: _Args, domain_id: int, link_ids: list[int]) -> _Grain:
@@ -326,7 +348,7 @@ async def breakdowns(conn: Any, scope: Scope, spans: Spans, dims: list[str], lim
                      WHERE r.domain_id = {args(scope.domain_id)}
                        AND r.dim = ANY({args(dims)}::text[])"""
     elif filters.empty and scope.link_id is None:
-        source = _rows_in(args, spans, *_dims_of(args, scope.domain_id, dims, None))
+        source = _dim_rows(args, spans, _dims_where(args, scope.domain_id, dims, None), [])
     else:
         where = _facts_where(args, scope, spans.lo, spans.hi, filters)
         source = f"""SELECT d.dim, d.value, f.clicks
@@ -346,7 +368,8 @@ async def value_series(conn: Any, scope: Scope, dim: str, values: list[str], spa
     """(value, chart bucket, clicks) of the given values of one dimension."""
     args = _Args()
     if filters.empty:
-        source = _rows_in(args, spans, *_dims_of(args, scope.domain_id, [dim], values))
+        source = _dim_rows(args, spans, _dims_where(args, scope.domain_id, [dim], values),
+                           bounds)
     else:
         column = DIMENSION_COLUMNS[dim]
         where = _facts_where(args, scope, spans.lo, spans.hi, filters)
@@ -453,10 +476,12 @@ def _clicked_on(args: _Args, spans: Spans) -> str:
 
 async def clicked_links(conn: Any, domain_id: int, periods: list[Spans], filters: Filters
                         ) -> list[int]:
-    """How many distinct links of the domain were clicked in each of ``periods``, in one
-    pass over the domain's links (one row each): a link counts when one of the days it
-    was clicked on is a whole day of the period, or when it has clicks in the hours of
-    the period's cut days."""
+    """How many distinct links of the domain were clicked in each of ``periods``. A
+    period with whole days counts in one pass over the domain's links (one row each): a
+    link counts when one of the days it was clicked on is a whole day of the period, or
+    when it has clicks in the hours of the period's cut days. A period of cut days only
+    (today, say) counts the distinct links of its hours' facts directly: hashing those
+    once costs less than looking every link of the domain up in them."""
     if not filters.empty:
         counts = []
         for spans in periods:
@@ -469,28 +494,35 @@ async def clicked_links(conn: Any, domain_id: int, periods: list[Spans], filters
     args = _Args()
     domain = args(domain_id)
 
-    def clicked_in(spans: Spans) -> str:
+    def hours_links(spans: Spans) -> str:
+        lo, hi = args([a for a, _ in spans.hours]), args([b for _, b in spans.hours])
+        return f"""SELECT r.link_id
+                   FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) AS s(lo, hi)
+                   CROSS JOIN LATERAL (SELECT r.link_id FROM stats_facts r
+                       WHERE r.domain_id = {domain} AND r.hour >= s.lo
+                         AND r.hour < s.hi OFFSET 0) r"""
+
+    def count(spans: Spans) -> str:
         if spans.whole:
-            return "true"
+            return "count(*)"
         # A distinct count cannot subtract: every cut day as its own hours.
         spans = split(spans.lo, spans.hi)
-        conditions = []
-        if spans.days:
-            conditions.append(_clicked_on(args, spans))
+        if not spans.days:
+            if not spans.hours:
+                return "0"
+            return (f"(SELECT count(*) FROM (SELECT DISTINCT link_id "
+                    f"FROM ({hours_links(spans)}) h) d)")
+        conditions = [_clicked_on(args, spans)]
         if spans.hours:
-            lo, hi = args([a for a, _ in spans.hours]), args([b for _, b in spans.hours])
-            conditions.append(
-                f"""t.link_id IN (SELECT r.link_id
-                        FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) AS s(lo, hi)
-                        CROSS JOIN LATERAL (SELECT r.link_id FROM stats_facts r
-                            WHERE r.domain_id = {domain} AND r.hour >= s.lo
-                              AND r.hour < s.hi OFFSET 0) r)""")
-        return " OR ".join(conditions) or "false"
+            conditions.append(f"t.link_id IN ({hours_links(spans)})")
+        return f"count(*) FILTER (WHERE {' OR '.join(conditions)})"
 
-    counts_sql = ", ".join(f"count(*) FILTER (WHERE {clicked_in(spans)})" for spans in periods)
-    row = await conn.fetchrow(
-        f"SELECT {counts_sql} FROM stats_link_totals t WHERE t.domain_id = {domain}",
-        *args.values)
+    counts = [count(spans) for spans in periods]
+    source = f" FROM stats_link_totals t WHERE t.domain_id = {domain}"
+    if all(c.startswith("(") or c == "0" for c in counts):
+        # No pass over the links (the domain is still a parameter of the statement).
+        source = f" WHERE {domain}::bigint IS NOT NULL"
+    row = await conn.fetchrow(f"SELECT {', '.join(counts)}{source}", *args.values)
     return list(row)
 
 

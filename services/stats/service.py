@@ -3,8 +3,6 @@ caller's zone, and the rollup reads shaped like Short.io's statistics API."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,14 +51,6 @@ _FILTER_COLUMNS = {
 class Limits:
     top: int
     chart_points: int
-
-
-@asynccontextmanager
-async def _reader(pool: asyncpg.Pool) -> AsyncIterator[Any]:
-    """A connection set up for statistics reads (:data:`queries.READ_SETTINGS`)."""
-    async with pool.acquire() as conn:
-        await queries.prepare_reads(conn)
-        yield conn
 
 
 async def authorize_domain(conn: Any, who: Principal, domain_id: str) -> int:
@@ -210,7 +200,7 @@ async def _statistics(conn: Any, scope: Scope, query: StatsQuery, limits: Limits
 async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
                           query: StatsQuery, limits: Limits) -> dict[str, Any]:
     now = datetime.now(UTC)
-    async with _reader(pool) as conn:
+    async with pool.acquire() as conn:
         link = await authorize_link(conn, who, id_string)
         scope = Scope(link["domain_id"], link["id"])
         answer, reading, _ = await _statistics(conn, scope, query, limits, now)
@@ -222,7 +212,7 @@ async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
 async def domain_statistics(pool: asyncpg.Pool, who: Principal, domain_id: str,
                             query: StatsQuery, limits: Limits) -> dict[str, Any]:
     now = datetime.now(UTC)
-    async with _reader(pool) as conn:
+    async with pool.acquire() as conn:
         scope = Scope(await authorize_domain(conn, who, domain_id))
         answer, reading, filters = await _statistics(conn, scope, query, limits, now)
         periods = [reading.spans] + ([reading.previous] if reading.previous else [])
@@ -240,7 +230,7 @@ async def link_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
     if not ids or len(ids) > 1000:
         raise BadRequest("ids: give 1 to 1000 link ids")
     now = datetime.now(UTC)
-    async with _reader(pool) as conn:
+    async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         reading = await _reading(conn, Scope(domain), query, now,
                                  first_data=datetime(1970, 1, 1, tzinfo=UTC))
@@ -270,7 +260,7 @@ async def top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuer
               ) -> list[dict[str, Any]]:
     _check_column(query.column)
     now = datetime.now(UTC)
-    async with _reader(pool) as conn:
+    async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         filters = await filters_of(conn, domain, query)
         reading = await _reading(conn, Scope(domain), query, now)
@@ -282,7 +272,7 @@ async def top_by_interval(pool: asyncpg.Pool, who: Principal, domain_id: str, qu
                           limits: Limits) -> dict[str, Any]:
     _check_column(query.column)
     now = datetime.now(UTC)
-    async with _reader(pool) as conn:
+    async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         filters = await filters_of(conn, domain, query)
         reading = await _reading(conn, Scope(domain), query, now)
@@ -315,7 +305,7 @@ async def last_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
         after = parse_moment(query.afterDate, UTC, is_end=False) if query.afterDate else None
     except PeriodError as exc:
         raise BadRequest(str(exc)) from None
-    async with _reader(pool) as conn:
+    async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         link_id = None
         if query.linkId is not None:

@@ -17,6 +17,7 @@ fewer hours that can hold clicks; the sum is the same either way.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -123,6 +124,45 @@ def split(lo: datetime, hi: datetime, cuts: Iterable[datetime] = (), *,
         day += DAY
     return Spans(lo, hi, tuple(hours), tuple(days), whole=whole, stand_ins=tuple(stand_ins),
                  minus=tuple(minus))
+
+
+def day_hours(spans: Spans, cuts: Iterable[datetime] = ()
+              ) -> dict[date, dict[datetime, frozenset[int]]]:
+    """The hours of every day ``spans`` does not read whole (its hours, stand-ins and
+    their minus), per UTC day: {instant: the UTC hours of the day counted at it}, net of
+    what stand-ins subtract. For rollups that keep a day's hours as columns of its daily
+    row: the row is read once and each instant's hours added up in it, however the day
+    is cut. An hour is counted at the latest of ``cuts`` (a chart's bucket bounds) at or
+    before it, or at ``spans.lo``, whichever is later: an instant of its own bucket, so
+    the hours of one bucket share one instant."""
+    counted: dict[tuple[datetime, datetime | None], int] = {}
+
+    def add(a: datetime, b: datetime, at: datetime | None, n: int) -> None:
+        for i in range((b - a) // HOUR):
+            key = (a + i * HOUR, at)
+            counted[key] = counted.get(key, 0) + n
+
+    for a, b in spans.hours:
+        add(a, b, None, 1)
+    for day, at in spans.stand_ins:
+        add(_midnight(day), _midnight(day + DAY), at, 1)
+    for a, b, at in spans.minus:
+        add(a, b, at, -1)
+    points = sorted({c.astimezone(UTC) for c in cuts})
+
+    def instant(moment: datetime) -> datetime:
+        i = bisect_right(points, moment)
+        return max(points[i - 1], spans.lo) if i else spans.lo
+
+    days: dict[date, dict[datetime, set[int]]] = {}
+    for (hour, counted_at), n in counted.items():
+        if n:
+            assert n == 1, "spans count every hour once"
+            at_day = days.setdefault(hour.date(), {})
+            moment = hour if counted_at is None else counted_at
+            at_day.setdefault(instant(moment), set()).add(hour.hour)
+    return {day: {at: frozenset(hours) for at, hours in at_day.items()}
+            for day, at_day in days.items()}
 
 
 def holds_all(lo: datetime, hi: datetime, first: datetime | None, last: datetime | None

@@ -20,7 +20,7 @@ from services.stats.periods import (
     hour_range,
     period_window,
 )
-from services.stats.spans import Spans, holds_all, split
+from services.stats.spans import Spans, day_hours, holds_all, split
 
 HOUR = timedelta(hours=1)
 ZONES = [UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata"), ZoneInfo("Asia/Kathmandu"),
@@ -181,3 +181,46 @@ def test_stand_in_example() -> None:
     assert spans.minus == ((hi, datetime(2026, 11, 22, tzinfo=UTC),
                             datetime(2026, 11, 21, tzinfo=UTC)),)
     assert spans.day_set == [(date(2026, 11, 21), date(2026, 11, 22))]
+
+
+@given(hours, st.integers(0, 24 * 40), st.lists(hours, max_size=12),
+       st.one_of(st.none(), st.tuples(hours, hours)), st.booleans())
+def test_day_hours_count_every_cut_hour_once_in_its_bucket(
+    lo: datetime, length: int, cuts: list[datetime], data: tuple[datetime, datetime] | None,
+    chart: bool,
+) -> None:
+    """Read from hour columns, the days spans do not read whole give every one of their
+    hours of [lo, hi) once (stand-ins net of what they subtract), each at an instant of
+    its own bucket, not before lo; without cuts (a ranking), all at lo."""
+    hi = lo + length * HOUR
+    first, last = (min(data), max(data)) if data else (None, None)
+    spans = split(lo, hi, cuts, data=(first, last))
+    counted = day_hours(spans, cuts if chart else [])
+    whole = set(hours_read(Spans(lo, hi, days=spans.days)))
+    seen = []
+    bounds = sorted({c for c in cuts if lo < c < hi} | {lo, hi})
+    for day, at_hours in counted.items():
+        midnight = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        for at, day_hours_at in at_hours.items():
+            assert day_hours_at and at >= lo
+            for h in day_hours_at:
+                hour = midnight + h * HOUR
+                seen.append(hour)
+                if chart:
+                    assert sum(b <= hour for b in bounds) == sum(b <= at for b in bounds)
+                else:
+                    assert at == lo
+    assert sorted(seen) == [lo + i * HOUR for i in range(length) if lo + i * HOUR not in whole]
+
+
+def test_day_hours_example() -> None:
+    """Asia/Kolkata by day: a UTC day cut at 19:00 gives its hours before 19:00 to one
+    bucket and the rest to the next, each at the bucket's start (or at lo)."""
+    lo, hi = datetime(2026, 11, 19, 19, tzinfo=UTC), datetime(2026, 11, 21, 19, tzinfo=UTC)
+    cuts = [lo, datetime(2026, 11, 20, 19, tzinfo=UTC), hi]
+    spans = split(lo, hi, cuts, data=(datetime(2026, 8, 1, tzinfo=UTC), hi))
+    counted = day_hours(spans, cuts)
+    assert counted[date(2026, 11, 20)] == {lo: frozenset(range(19)),
+                                           cuts[1]: frozenset(range(19, 24))}
+    assert counted[date(2026, 11, 19)] == {lo: frozenset(range(19, 24))}
+    assert counted[date(2026, 11, 21)] == {cuts[1]: frozenset(range(19))}
