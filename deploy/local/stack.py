@@ -1333,6 +1333,15 @@ def stop(paths: StackPaths) -> None:
             raise StackError(f"processes still alive after stop: {left}")
 
 
+def server_pids(paths: StackPaths) -> dict[str, int | None]:
+    """The pid of each local server (PostgreSQL's postmaster), None for one not running."""
+    return {
+        "postgres": _postgres_pid(paths, remove_stale=False),
+        "redis": _redis_pid(paths, remove_stale=False),
+        "kafka": _kafka_pid(paths, remove_stale=False),
+    }
+
+
 def status(paths: StackPaths) -> dict[str, bool]:
     """Which local servers run and accept connections on their port."""
     return {

@@ -8,14 +8,16 @@ Everything here talks to the *faults* instance of the local stack (ports +100, i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -49,13 +51,125 @@ class FaultStack:
         }
 
 
+# --------------------------------------------------------------------------------------
+# CPU isolation.
+
+
+@dataclass(frozen=True)
+class CpuSplit:
+    """Two disjoint sets of this process's cores: ``edge`` for the redirect service and
+    the load generator, ``backend`` for the Kafka broker (and the helper processes that
+    start and stop it), the stats consumer, PostgreSQL and Redis. In production those
+    run on other machines than the redirect edge; on one small machine this keeps a
+    starting JVM, or the consumer's writes, from taking the edge's core
+    (docs/reliability.md)."""
+
+    edge: frozenset[int]
+    backend: frozenset[int]
+
+
+def cpu_split() -> CpuSplit | None:
+    """The first half of the cores for the edge, the rest for the backend; None with
+    fewer than two cores (nothing to isolate)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return CpuSplit(edge=frozenset(cpus[:half]), backend=frozenset(cpus[half:]))
+
+
+def pin(pid: int, cpus: frozenset[int]) -> None:
+    """Every thread of ``pid`` and of its descendants to ``cpus``; threads and children
+    created later inherit the affinity of their creator."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat[stat.rfind(")") + 2:].split()[1]), []).append(
+                    int(entry))
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        with contextlib.suppress(FileNotFoundError):
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.sched_setaffinity(int(tid), cpus)
+
+
+@contextlib.contextmanager
+def thread_pinned(cpus: frozenset[int] | None) -> Iterator[None]:
+    """The calling thread (the test's event loop, hence the load generator) on ``cpus``
+    for the duration of the block, then back to its own affinity."""
+    if cpus is None:
+        yield
+        return
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+def pin_servers(fault_stack: FaultStack, cpus: frozenset[int]) -> None:
+    """The faults instance's servers (PostgreSQL with its backends, Redis, Kafka)."""
+    for pid in stack.server_pids(fault_stack.paths).values():
+        if pid is not None:
+            pin(pid, cpus)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_seconds(cpus: frozenset[int]) -> float:
+    """CPU time used on ``cpus`` since boot, by anything (``/proc/stat``)."""
+    ticks = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, values[:8])
+            ticks += user + nice + system + irq + softirq + steal
+    return ticks / _CLOCK_TICKS
+
+
+def _cpu_seconds(stat_file: Path) -> float:
+    """User + system CPU time of a process or thread (its ``/proc/.../stat``)."""
+    text = stat_file.read_text()
+    fields = text[text.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU time used on some cores: by anything, and by the processes or threads that
+    are supposed to be alone there."""
+
+    at: float
+    busy: float
+    own: float
+
+    @classmethod
+    def take(cls, cpus: frozenset[int], own: Sequence[Path]) -> CpuSnapshot:
+        return cls(time.monotonic(), _busy_seconds(cpus),
+                   sum(_cpu_seconds(stat_file) for stat_file in own))
+
+    def foreign_share(self, later: CpuSnapshot, cpus: frozenset[int]) -> float:
+        """The share of the cores' capacity used by anything else, from here to ``later``."""
+        foreign = (later.busy - self.busy) - (later.own - self.own)
+        return max(0.0, foreign) / ((later.at - self.at) * len(cpus))
+
+
 @dataclass
 class Service:
-    """``python -m services.NAME`` on a free loopback port of its own."""
+    """``python -m services.NAME`` on a free loopback port of its own (on ``cpus``, if
+    given)."""
 
     fault_stack: FaultStack
     name: str
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    cpus: frozenset[int] | None = None
     port: int = 0
     label: str = ""
     process: subprocess.Popen[bytes] | None = None
@@ -83,6 +197,8 @@ class Service:
         self.process = processes.start_service(
             self.fault_stack.paths.var, self.name, env, instance=self.label
         )
+        if self.cpus is not None:
+            pin(self.process.pid, self.cpus)
         if wait:
             self.wait_healthy()
 
@@ -129,18 +245,22 @@ class Service:
         return "\n".join(text.splitlines()[-lines:])
 
 
-async def kafka(fault_stack: FaultStack, action: Literal["start", "stop", "kill"]) -> None:
+async def kafka(fault_stack: FaultStack, action: Literal["start", "stop", "kill"],
+                cpus: frozenset[int] | None = None) -> None:
     """Starts, stops (SIGTERM) or kills (SIGKILL) the faults instance's broker, in a
-    process of its own: ``stack.start_kafka`` polls the starting broker with an admin
-    client, and in a thread of the test process it would compete for the GIL with the
-    load generator, whose latencies the tests measure."""
+    process of its own (on ``cpus``, if given): ``stack.start_kafka`` polls the starting
+    broker with an admin client, and in a thread of the test process it would compete
+    for the GIL with the load generator, whose latencies the tests measure."""
     call = {"start": "start_kafka(paths)", "stop": "stop_kafka(paths)",
             "kill": "stop_kafka(paths, True)"}[action]
     script = ("from deploy.local import stack\n"
               f"paths = stack.StackPaths(stack.repo_root(), instance={FAULTS_INSTANCE!r})\n"
               f"stack.{call}\n")
+    # On ``cpus`` from its first instruction (taskset execs it there), and so is the
+    # broker it launches: a child inherits its parent's affinity.
+    on_cpus = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus is not None else []
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, cwd=stack.repo_root(),
+        *on_cpus, sys.executable, "-c", script, cwd=stack.repo_root(),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await process.communicate()
     assert process.returncode == 0, f"kafka {action} failed:\n{output.decode(errors='replace')}"
@@ -343,10 +463,15 @@ async def settle_accounting(
     return Accounting(accepted, on_topic, topic_ids, ids, rollup)
 
 
-async def metric(base_url: str, name: str) -> float:
-    """One unlabelled sample of the redirect service's ``/metrics``."""
-    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as answer:
-        text = await answer.text()
+async def metric(base_url: str, name: str, session: aiohttp.ClientSession | None = None
+                 ) -> float:
+    """One unlabelled sample of the redirect service's ``/metrics`` (through ``session``
+    if given: a poll under measured load then costs no new session and connection)."""
+    async with contextlib.AsyncExitStack() as scope:
+        if session is None:
+            session = await scope.enter_async_context(aiohttp.ClientSession())
+        async with session.get(f"{base_url}/metrics") as answer:
+            text = await answer.text()
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])

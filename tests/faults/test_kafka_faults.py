@@ -9,23 +9,33 @@ the number of redirects answered = the link's clicks in the rollups).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import threading
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
 from tests.conftest import Tenant
 from tests.faults.conftest import create_link
 from tests.faults.support import (
+    CpuSnapshot,
+    CpuSplit,
     FaultStack,
     LoadResult,
     Service,
+    cpu_split,
     kafka,
     metric,
+    pin_servers,
     settle_accounting,
     steady_load,
+    thread_pinned,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.stack]
@@ -37,7 +47,10 @@ P99_CEILING_S = 0.5  # no visitor waits on Kafka: far below any Kafka timeout
 BASELINE_REQUESTS = 400
 
 
-def _services(fault_stack: FaultStack, topic: str) -> tuple[Service, Service]:
+def _services(fault_stack: FaultStack, topic: str,
+              split: CpuSplit | None = None) -> tuple[Service, Service]:
+    """The redirect service and the stats consumer; with ``split``, the redirect service
+    on the edge cores and the consumer on the backend ones."""
     spool = fault_stack.paths.var / "spool" / uuid.uuid4().hex[:8]
     # The default ack bound (250 ms) sends unacknowledged events to the spool, so the
     # short outages of these tests exercise the spool and its replay.
@@ -45,11 +58,11 @@ def _services(fault_stack: FaultStack, topic: str) -> tuple[Service, Service]:
         "LINKHOP_CLICKS_TOPIC": topic,
         "LINKHOP_REDIRECT_SPOOL_DIR": str(spool),
         "LINKHOP_REDIRECT_KAFKA_RETRY_INTERVAL": "PT1S",
-    })
+    }, cpus=split.edge if split else None)
     stats = Service(fault_stack, "stats", {
         "LINKHOP_CLICKS_TOPIC": topic,
         "LINKHOP_STATS_CONSUMER_GROUP": f"faults-{uuid.uuid4().hex[:8]}",
-    })
+    }, cpus=split.backend if split else None)
     return redirect, stats
 
 
@@ -58,76 +71,127 @@ def _assert_all_redirected(load: LoadResult) -> None:
     assert load.quantile(0.99) < P99_CEILING_S, load.summary()
 
 
+@dataclass
+class Outage:
+    """One measured outage: the normal load before it, the load through it, and how
+    much of the edge cores other processes took meanwhile."""
+
+    baseline: LoadResult
+    during: LoadResult
+    marks: dict[str, float]
+    foreign: tuple[float, float]  # share of the edge cores: baseline, during
+
+    @property
+    def ratio(self) -> float:
+        return self.during.quantile(0.99) / self.baseline.quantile(0.99)
+
+    def report(self) -> str:
+        stop = self.marks["stop"]
+        normal, during = self.baseline.quantile(0.99), self.during.quantile(0.99)
+        return (
+            "outage timeline (s after the stop): "
+            + ", ".join(f"{name} {at - stop:.1f}" for name, at in self.marks.items())
+            + f"; slowest requests: {self.during.slowest(8, stop)}\n"
+            f"p99 normal {normal * 1000:.1f}ms, during {during * 1000:.1f}ms "
+            f"({self.ratio:.2f}x); other processes on the edge cores: "
+            f"{self.foreign[0]:.0%} then {self.foreign[1]:.0%}; "
+            f"baseline {self.baseline.summary()}; during {self.during.summary()}")
+
+
+async def _outage(fault_stack: FaultStack, redirect: Service, link_path: str, host: str,
+                  split: CpuSplit | None) -> Outage:
+    """The normal p99, then the broker stopped (SIGTERM), absent for 2 s and started,
+    under load until 1 s after the redirect service has reconnected and replayed."""
+    args = (redirect.url, host, link_path)
+    backend = split.backend if split else None
+    edge = split.edge if split else frozenset(os.sched_getaffinity(0))
+    assert redirect.process is not None
+    # The edge itself: the redirect process and the load generator (this thread).
+    own = (Path(f"/proc/{redirect.process.pid}/stat"),
+           Path(f"/proc/self/task/{threading.get_native_id()}/stat"))
+    before = CpuSnapshot.take(edge, own)
+    baseline = await steady_load(*args, requests=BASELINE_REQUESTS, rate=RATE)
+    after_baseline = CpuSnapshot.take(edge, own)
+    recovered = asyncio.Event()
+    marks: dict[str, float] = {}
+
+    async def outage() -> None:
+        await asyncio.sleep(0.5)
+        marks["stop"] = time.monotonic()
+        await kafka(fault_stack, "stop", backend)
+        marks["stopped"] = time.monotonic()
+        await asyncio.sleep(2.0)
+        marks["start"] = time.monotonic()
+        await kafka(fault_stack, "start", backend)
+        marks["ready"] = time.monotonic()
+        # Then the reconnect (retry interval 1 s) and the replay of the spool.
+        async with asyncio.timeout(30), aiohttp.ClientSession() as polls:
+            while (await metric(redirect.url, "linkhop_kafka_up", polls) != 1
+                   or await metric(redirect.url, "linkhop_click_events_replayed_total",
+                                   polls) < 1):
+                await asyncio.sleep(0.1)
+        marks["replayed"] = time.monotonic()
+        await asyncio.sleep(1.0)
+        recovered.set()
+
+    during, _ = await asyncio.gather(
+        steady_load(*args, requests=10_000, rate=RATE, until=recovered), outage())
+    end = CpuSnapshot.take(edge, own)
+    return Outage(baseline, during, marks, (before.foreign_share(after_baseline, edge),
+                                           after_baseline.foreign_share(end, edge)))
+
+
 async def test_kafka_stopped_then_started(
     restore_servers: FaultStack, fault_db: asyncpg.Pool, fault_tenant: Tenant, fault_topic: str
 ) -> None:
-    """Every visitor redirected (p99 under the ceiling; its ratio to the normal p99 is
-    reported), every event counted exactly once. The load runs through the whole
-    outage: the broker's stop, its absence, its start (a JVM starting on the same 2
-    cores) and the replay after it."""
+    """Every visitor redirected (p99 under the ceiling), every event counted exactly
+    once. The load runs through the whole outage: the broker's stop, its absence, its
+    start (a JVM starting) and the replay after it.
+
+    The broker, the processes that stop and start it, the stats consumer, PostgreSQL and
+    Redis run on other cores than the redirect service and the load generator (in
+    production they run on other machines). The p99's ratio to its normal figure is
+    reported, not asserted: docs/reliability.md has the measurements and why."""
     fault_stack = restore_servers
     link = await create_link(fault_stack, fault_db, fault_tenant)
-    redirect, stats = _services(fault_stack, fault_topic)
+    split = cpu_split()
+    everywhere = frozenset(os.sched_getaffinity(0))
+    if split is not None:
+        pin_servers(fault_stack, split.backend)
+    redirect, stats = _services(fault_stack, fault_topic, split)
     redirect.start()
     stats.start()
     try:
-        args = (redirect.url, fault_tenant.hostname, link.path)
-        warmup = await steady_load(*args, requests=40, rate=RATE)  # connections, caches
-        baseline = await steady_load(*args, requests=BASELINE_REQUESTS, rate=RATE)
-        recovered = asyncio.Event()
-
-        marks: dict[str, float] = {}
-
-        async def outage() -> tuple[float, float]:
-            await asyncio.sleep(0.5)
-            started = marks["stop"] = time.monotonic()
-            await kafka(fault_stack, "stop")
-            marks["stopped"] = time.monotonic()
-            await asyncio.sleep(2.0)
-            marks["start"] = time.monotonic()
-            await kafka(fault_stack, "start")
-            marks["ready"] = time.monotonic()
-            down_for = time.monotonic() - started
-            # Then the reconnect (retry interval 1 s) and the replay of the spool.
-            async with asyncio.timeout(30):
-                while await metric(redirect.url, "linkhop_kafka_up") != 1 or await metric(
-                        redirect.url, "linkhop_click_events_replayed_total") < 1:
-                    await asyncio.sleep(0.1)
-            replayed_after = time.monotonic() - started - down_for
-            await asyncio.sleep(1.0)
-            recovered.set()
-            return down_for, replayed_after
-
-        load, (down_for, replayed_after) = await asyncio.gather(
-            steady_load(*args, requests=10_000, rate=RATE, until=recovered), outage())
-        after = await steady_load(*args, requests=40, rate=RATE)
-        phases = (warmup, baseline, load, after)
+        with thread_pinned(split.edge if split else None):
+            args = (redirect.url, fault_tenant.hostname, link.path)
+            warmup = await steady_load(*args, requests=40, rate=RATE)  # connections, caches
+            outage = await _outage(fault_stack, redirect, link.path, fault_tenant.hostname,
+                                   split)
+            after = await steady_load(*args, requests=40, rate=RATE)
+        print(outage.report())
+        phases = (warmup, outage.baseline, outage.during, after)
         for phase in phases:
             _assert_all_redirected(phase)
         accepted = sum(phase.redirected for phase in phases)
         accounting = await settle_accounting(fault_stack, fault_topic, link.link_id, accepted)
         spooled = await metric(redirect.url, "linkhop_click_events_spooled_total")
         dropped = await metric(redirect.url, "linkhop_click_events_dropped_total")
-        normal, during = baseline.quantile(0.99), load.quantile(0.99)
-        stop = marks["stop"]
-        print(f"outage timeline (s after the stop at monotonic {stop:.2f}): "
-              + ", ".join(f"{name} {at - stop:.1f}" for name, at in marks.items())
-              + f"; slowest requests: {load.slowest(8, stop)}")
-        print(f"kafka stopped {down_for:.1f}s, replayed {replayed_after:.1f}s later: "
-              f"p99 normal {normal * 1000:.1f}ms, during {during * 1000:.1f}ms "
-              f"({during / normal:.2f}x); baseline {baseline.summary()}; "
-              f"during {load.summary()}; {accounting.summary()} spooled={spooled:g}")
+        print(f"{accounting.summary()} spooled={spooled:g}")
         assert accounting.exact(), accounting.summary()
         assert spooled > 0  # the outage used the spool
         assert dropped == 0
         assert redirect.loop_errors() == []
-        # p99 within twice its normal figure: reported, not asserted. The redirect's
-        # event loop runs no callback over 2 ms through the outage and the recovery, but
-        # on this shared 2-core machine the requests also wait for a CPU, and the ratio
-        # measured 0.3x to 4.6x over 19 runs, 14 of them within 2x (docs/reliability.md).
+        # p99 within twice its normal figure: reported, not asserted. With the backend
+        # on its own core, the normal p99 of a quiet edge is about 1 ms, and what decides
+        # the ratio is a few requests that wait 2 to 9 ms for the CPU behind processes
+        # outside this test (the sandbox's agent, kdamond, other users' jobs, the shared
+        # stack's broker), plus the redirect's own metadata retry loop when the broker
+        # stops: 2.05x to 3.31x in quiet runs, 0.4x to 3.6x in busy ones.
     finally:
         redirect.stop()
         stats.stop()
+        if split is not None:
+            pin_servers(fault_stack, everywhere)
 
 
 async def test_kafka_killed_hard_mid_load(

@@ -3,6 +3,8 @@ default instance unchanged, and the LINKHOP_* variables ignored by it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from deploy.local import stack
@@ -15,7 +17,7 @@ from shared.settings import (
     LOCAL_POSTGRES_PORT,
     LOCAL_REDIS_PORT,
 )
-from tests.faults.support import FaultStack
+from tests.faults.support import FaultStack, cpu_split, pin_servers
 
 
 def test_default_instance_is_unchanged() -> None:
@@ -63,3 +65,32 @@ def test_fault_stack_is_not_the_shared_one(
     monkeypatch.setenv("LINKHOP_DATABASE_URL", DEFAULT_DATABASE_URL)
     assert stack.start(fault_stack.paths).database_url == fault_stack.paths.database_url
     assert stack.status(fault_stack.paths) == {"postgres": True, "redis": True, "kafka": True}
+
+
+def test_cpu_split_gives_the_edge_and_the_backend_their_own_cores() -> None:
+    split = cpu_split()
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        assert split is None
+        return
+    assert split is not None
+    assert split.edge and split.backend and not split.edge & split.backend
+    assert split.edge | split.backend == cpus
+
+
+@pytest.mark.faults
+@pytest.mark.stack
+def test_servers_are_pinned_and_given_back_every_core(fault_stack: FaultStack) -> None:
+    pids = stack.server_pids(fault_stack.paths)
+    assert all(pid is not None for pid in pids.values()), pids
+    everywhere = frozenset(os.sched_getaffinity(0))
+    one = frozenset({min(everywhere)})
+    try:
+        pin_servers(fault_stack, one)
+        for pid in pids.values():
+            assert pid is not None
+            threads = os.listdir(f"/proc/{pid}/task")
+            assert all(os.sched_getaffinity(int(tid)) == one for tid in threads)
+    finally:
+        pin_servers(fault_stack, everywhere)
+    assert all(os.sched_getaffinity(pid) == everywhere for pid in pids.values() if pid)
