@@ -98,6 +98,7 @@ class _Block:
         self.env, self.seed, self.cfg, self.plan = env, seed, cfg, plan
         self.script = script
         self.started: list[servers.Spawned] = []
+        self.pin_redis()
         self.started.append(servers.start_nginx(env.var, NGINX_PORT, workers, plan.server_cores))
         self.started += servers.start_bare(env.var, BARE_PORT, plan)
         self.cached = self._start_redirect("redirect", REDIRECT_PORT, topic, {})
@@ -126,6 +127,14 @@ class _Block:
             processes.wait_healthy(f"http://127.0.0.1:{port}", process=server.process)
         return started
 
+    def pin_redis(self, cores: list[int] | None = None) -> None:
+        """The private Redis on the load generator's cores, never on a server worker's
+        own core: on a deployment Redis is another machine, and an unpinned Redis that
+        the scheduler puts on the worker's core takes its CPU from the worker under test
+        (the references use no Redis, so they do not meet it there)."""
+        if self.env.redis is not None:
+            servers.pin(self.env.redis.pid, cores or self.plan.load)
+
     def command(self, scenario: str, connections: int, seconds: float) -> list[str]:
         host = self.seed.hostname
         if scenario == "nginx":
@@ -147,6 +156,7 @@ class _Block:
         for server in reversed(self.started):
             with contextlib.suppress(Exception):
                 server.stop()
+        self.pin_redis(sorted(os.sched_getaffinity(0)))  # the later sections: as started
 
 
 def _wait_redirect_healthy(port: int, timeout: float = 20.0) -> None:
@@ -169,20 +179,33 @@ def _round(block: _Block, cell: Cell, counter: TopicCounter, connections: int,
         finally:
             if scenario == "pg":
                 env.start_redis()
+                block.pin_redis()
                 _wait_redirect_healthy(REDIRECT_PORT)
-        if result is None:
-            continue
-        cell.loads.setdefault(scenario, []).append(result)
-        if scenario in LINKHOP:
-            events = counter.settle(baseline, result.answered_ok)
-            cell.events.setdefault(scenario, []).append(events)
-        redis_after = _redis_counts(env.redis_port)
-        if scenario in ("hot", "distinct") and redis_before and redis_after:
-            requests = max(result.requests, 1)
-            cell.redis_cmds.setdefault(scenario, []).append(
-                (redis_after[0] - redis_before[0]) / requests)
-            cell.redis_keys.setdefault(scenario, []).append(
-                (redis_after[1] - redis_before[1]) / requests)
+        if result is not None:
+            _record(cell, counter, env, scenario, result, baseline, redis_before)
+        if scenario == "pg":
+            # The outage leaves the Redis breaker of the loaded processes open (its trial
+            # then sends one lookup to Redis and the rest to Postgres): an unmeasured
+            # second of load, after this scenario's events are counted, lets it close, as
+            # at the block's start, so that the next round's Redis figures are the steady
+            # state, not the recovery from the outage this scenario made.
+            with contextlib.suppress(WrkOutputError):
+                block.load("distinct", connections, 1)
+
+
+def _record(cell: Cell, counter: TopicCounter, env: BenchEnv, scenario: str,
+            result: WrkResult, baseline: int, redis_before: tuple[int, int] | None) -> None:
+    cell.loads.setdefault(scenario, []).append(result)
+    if scenario in LINKHOP:
+        events = counter.settle(baseline, result.answered_ok)
+        cell.events.setdefault(scenario, []).append(events)
+    redis_after = _redis_counts(env.redis_port)
+    if scenario in ("hot", "distinct") and redis_before and redis_after:
+        requests = max(result.requests, 1)
+        cell.redis_cmds.setdefault(scenario, []).append(
+            (redis_after[0] - redis_before[0]) / requests)
+        cell.redis_keys.setdefault(scenario, []).append(
+            (redis_after[1] - redis_before[1]) / requests)
 
 
 def _profile(block: _Block, results: RedirectResults, seconds: int, var: Path) -> None:
@@ -272,7 +295,11 @@ def render(results: RedirectResults, seed: Seed, cfg: BenchConfig, report: Repor
         f"Links: {seed.how}. Distinct-slug loads cycle through {len(seed.paths):,} paths "
         f"with a wrk Lua script; they ran on {results.cache_note}.",
         "The Redis-stopped loads stop the benchmark's private Redis (after a SAVE) for the "
-        "load and start it again after, inside each round.",
+        "load and start it again after, inside each round, followed by one unmeasured "
+        "second of the distinct-slug load (the Redis breaker the outage opened closes "
+        "again), so the next round's Redis figures are not the outage's recovery.",
+        "The private Redis is pinned to wrk's cores, never to a server worker's own core "
+        "(on a deployment it is another machine; the references use no Redis).",
         "`events / answered`: click events that reached the Kafka topic (end offsets before "
         "and after, waited for up to 10 s) against the 2xx/3xx answers wrk counted; "
         "`errors`: non-2xx/3xx answers plus socket errors.",

@@ -178,6 +178,14 @@ def start_bare(var: Path, port: int, plan: CpuPlan) -> list[Spawned]:
     return servers
 
 
+def pin(pid: int, cores: Sequence[int]) -> None:
+    """Moves a running process (and the threads it has) onto ``cores``."""
+    with contextlib.suppress(ProcessLookupError):
+        for task in (Path("/proc") / str(pid) / "task").iterdir():
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+                os.sched_setaffinity(int(task.name), set(cores))
+
+
 def start_redis(var: Path, port: int) -> Spawned:
     """A private Redis: stopping it for the fallback scenario disturbs nobody else.
 

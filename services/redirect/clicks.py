@@ -9,11 +9,12 @@ back unchanged), adding what can be computed later: the event id, the bot flag, 
 keyed visitor hash and the hiding of the IP.
 
 A draft is split in two halves that repeat across visits: :data:`LinkFacts` (the same
-for every visit one decision answers; the handler memoises the tuple with the decision)
-and :data:`VisitorFacts` (the same for every click of one visitor). Each half's JSON is
-made once and remembered (bounded), so encoding a click is two dictionary hits, the id,
-the timestamp and one string join: about a microsecond, where formatting every field
-of every event cost ~3 us, a tenth of the whole request at the framework's speed.
+for every visit one decision answers: made once per decision, with its JSON, and
+memoised with it by the handler) and :data:`VisitorFacts` (the same for every click of
+one visitor, whose JSON the encoder remembers, bounded). So encoding a click is two
+dictionary hits, the id, the timestamp and one bytes formatting: ~0.7 us, where
+formatting every field of every event cost ~3 us, a tenth of the whole request at the
+framework's speed.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from typing import TypeVar
 from services.redirect.visitor import hide_ip, is_bot, visitor_hash
 from shared.events import CLICK_SCHEMA_VERSION
 
-# (link_id, domain_id, status, ab_side, utm_source, utm_medium, utm_campaign, outcome)
-LinkFacts = tuple[int, int, int, str | None, str | None, str | None, str | None, str]
+# The link's half of an event, the same for every visit one decision answers (the
+# handler memoises it with the decision): (link_id, outcome, its JSON fields, encoded),
+# made by :func:`link_facts`.
+LinkFacts = tuple[int, str, bytes]
 # (client_ip, user_agent, referer, country, region, hide_visitor_ip)
 VisitorFacts = tuple[str | None, str, str | None, str | None, str | None, bool]
 # (ts, link_id, path, link facts, visitor facts); [1] is the Kafka key (events.py).
@@ -69,41 +72,38 @@ class Encoder:
     def __init__(self, visitor_key: bytes, truncate_hidden_ip: bool) -> None:
         self._visitor_key = visitor_key
         self._truncate = truncate_hidden_ip
-        self._links: dict[LinkFacts, str] = {}
-        self._visitors: dict[VisitorFacts, str] = {}
-        self._paths: dict[str, str] = {}
+        self._visitors: dict[VisitorFacts, bytes] = {}
+        self._paths: dict[str, bytes] = {}
         ids = EventIds()
-        self._id_prefix = f'{{"schema_version":{CLICK_SCHEMA_VERSION},"event_id":"{ids.prefix}'
+        self._id_prefix = (f'{{"schema_version":{CLICK_SCHEMA_VERSION},'
+                           f'"event_id":"{ids.prefix}').encode()
         self._ids = ids.counter
         # ISO 8601 text up to the second, made once per second (datetime formatting per
         # event costs more than the rest of the event).
         self._second = -1
-        self._second_text = ""
+        self._second_text = b""
 
     def encode(self, draft: Draft) -> bytes:
         ts, _, path, link, visitor = draft
-        link_json = self._links.get(link)
-        if link_json is None:
-            link_json = self._remember(self._links, link, _link_json(link))
         visitor_json = self._visitors.get(visitor)
         if visitor_json is None:
-            visitor_json = self._remember(self._visitors, visitor, self._visitor_json(visitor))
+            visitor_json = self._remember(self._visitors, visitor,
+                                          self._visitor_json(visitor).encode())
         path_json = self._paths.get(path)
         if path_json is None:
-            path_json = self._remember(self._paths, path, encode_basestring(path))
+            path_json = self._remember(self._paths, path, encode_basestring(path).encode())
         second = int(ts)
         if second != self._second:
             self._second = second
             self._second_text = datetime.fromtimestamp(second, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%S")
-        return (
-            f'{self._id_prefix}{next(self._ids) & 0xFFFFFFFFFFFF:012x}",'
-            f'"ts":"{self._second_text}.{int((ts - second) * 1_000_000):06d}Z",'
-            f'"path":{path_json},{link_json},{visitor_json}}}'
-        ).encode()
+                "%Y-%m-%dT%H:%M:%S").encode()
+        # bytes %-formatting of ready fragments: half the cost of an f-string + encode()
+        return b'%s%012x","ts":"%s.%06dZ","path":%s,%s,%s}' % (
+            self._id_prefix, next(self._ids) & 0xFFFFFFFFFFFF, self._second_text,
+            int((ts - second) * 1_000_000), path_json, link[2], visitor_json)
 
     @staticmethod
-    def _remember(memo: dict[_K, str], key: _K, value: str) -> str:
+    def _remember(memo: dict[_K, bytes], key: _K, value: bytes) -> bytes:
         if len(memo) >= _FRAGMENTS:
             memo.clear()
         memo[key] = value
@@ -119,9 +119,12 @@ class Encoder:
                 f'"region":{_str(region)},"city":null,"bot":{bot},"visitor":"{visitor}"')
 
 
-def _link_json(facts: LinkFacts) -> str:
-    link_id, domain_id, status, ab_side, utm_source, utm_medium, utm_campaign, outcome = facts
-    return (f'"link_id":{int(link_id)},"domain_id":{int(domain_id)},"status":{int(status)},'
-            f'"ab_side":{_str(ab_side)},"utm_source":{_str(utm_source)},'
-            f'"utm_medium":{_str(utm_medium)},"utm_campaign":{_str(utm_campaign)},'
-            f'"outcome":{_str(outcome)}')
+def link_facts(link_id: int, domain_id: int, status: int, ab_side: str | None,
+               utm_source: str | None, utm_medium: str | None, utm_campaign: str | None,
+               outcome: str) -> LinkFacts:
+    """The link's half of the events of one decision, its JSON made once."""
+    return (link_id, outcome, (
+        f'"link_id":{int(link_id)},"domain_id":{int(domain_id)},"status":{int(status)},'
+        f'"ab_side":{_str(ab_side)},"utm_source":{_str(utm_source)},'
+        f'"utm_medium":{_str(utm_medium)},"utm_campaign":{_str(utm_campaign)},'
+        f'"outcome":{_str(outcome)}').encode())

@@ -21,8 +21,9 @@ from services.redirect.unlock import AttemptLimiter
 
 log = logging.getLogger(__name__)
 
-# A memoised decision, with the link's half of its click event (made once per decision).
-Answer = tuple[Decision, LinkFacts]
+# A memoised decision, with the link's half of its click event (made once per decision)
+# and, when it is a plain redirect, its response headers.
+Answer = tuple[Decision, LinkFacts, dict[str, str] | None]
 # A redirect that depends on the records alone, by (Host header, raw path): its status,
 # response headers, the decoded link path, the link's event facts, and the domain's
 # hide_referer and hide_visitor_ip. See handlers.redirect.

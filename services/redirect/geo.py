@@ -68,6 +68,8 @@ class ProxyTrust:
 
     def __init__(self, networks: Sequence[Network]) -> None:
         self._networks = tuple(networks)
+        # False: no proxy is trusted, every client IP is the peer (no header to read).
+        self.active = bool(self._networks)
 
     def trusts(self, ip: str | None) -> bool:
         if not self._networks or ip is None:

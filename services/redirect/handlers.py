@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from time import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from services.redirect.clicks import LinkFacts
-from services.redirect.edge import Edge
+from services.redirect.clicks import LinkFacts, link_facts
+from services.redirect.edge import Answer, Edge
 from services.redirect.geo import Place
 from services.redirect.keys import EDGE
 from services.redirect.pages import (
@@ -19,7 +19,7 @@ from services.redirect.pages import (
     password_page,
     robots_txt,
 )
-from services.redirect.resolve import LookupUnavailable, path_of
+from services.redirect.resolve import LookupUnavailable, path_of, query_of
 from services.redirect.rules import (
     Decision,
     Outcome,
@@ -62,35 +62,42 @@ async def redirect(request: web.Request) -> web.StreamResponse:
     # (docs/benchmarks.md): each line is paid per request, so the common case, a
     # redirect that depends on the records alone, is answered from one memo entry
     # (edge.answers) without re-deciding anything, and nothing on the way is awaited.
+    # Header names are aiohttp's istr constants: a str key is case-folded on every get.
     edge = request.app[EDGE]
     headers = request.headers
     peer = request.remote
-    client_ip = edge.trust.client_ip(peer, headers.get("X-Forwarded-For"))
-    request_key = (request.host, request.raw_path)
+    trust = edge.trust
+    client_ip = trust.client_ip(peer, headers.get(hdrs.X_FORWARDED_FOR)) if trust.active \
+        else peer
+    raw_path = request.raw_path
+    request_key = (request.host, raw_path)
     hot = edge.answers.get(request_key, edge.resolver.epoch)
     if hot is not None:
         status, response_headers, path, facts, hide_referer, hide_ip = hot
         place = edge.geo.locate(peer, client_ip, headers)
-        edge.counters.count(facts[7])
+        edge.counters.count(facts[1])
         edge.emitter.emit((time(), facts[0], path, facts, (
-            client_ip, headers.get("User-Agent", ""),
-            None if hide_referer else headers.get("Referer"),
+            client_ip, headers.get(hdrs.USER_AGENT, ""),
+            None if hide_referer else headers.get(hdrs.REFERER),
             place.country, place.region, hide_ip)))
         return web.Response(status=status, headers=response_headers)
     resolver = edge.resolver
-    path = path_of(request.raw_path)
+    path = path_of(raw_path)
     hostname = resolver.hostname(request.host)
-    hit = resolver.cached(hostname, path)  # no coroutine per cache hit
-    repeated = hit is not None  # the records were cached: a link visited again
-    if hit is None:
+    found = resolver.find(hostname, path)  # no coroutine per cache hit
+    repeated = True  # the records were cached: a link visited again
+    if isinstance(found, tuple):
+        domain, link = found
+    else:
+        repeated = False
         if edge.scans.exceeded(client_ip or ""):
-            return _scan_limited(edge)  # before the lookup: a scanner costs no query
+            found.close()  # never started: a scanner costs no query
+            return _scan_limited(edge)
         try:
-            hit = await resolver.fetch(hostname, path)
+            domain, link = await found
         except LookupUnavailable:
             edge.counters.count("unavailable")
             return _unavailable()
-    domain, link = hit
     if not path:
         return _root(edge, client_ip, domain)
     if link is None or domain is None:
@@ -100,48 +107,58 @@ async def redirect(request: web.Request) -> web.StreamResponse:
         edge.counters.count(missing.outcome)
         return _render(missing, link, domain, request)
     now = time()
-    raw_query = request.rel_url.raw_query_string
-    user_agent = headers.get("User-Agent", "")
+    raw_query = query_of(raw_path)
+    user_agent = headers.get(hdrs.USER_AGENT, "")
     place = edge.geo.locate(peer, client_ip, headers)
     memoisable = not raw_query or link.skip_qs
     answer = edge.decisions.get(link, domain) if memoisable else None
     if answer is None:
         decision = await _decide(edge, request, domain, link, now, raw_query, user_agent,
                                  client_ip, place)
-        answer = (decision, _link_facts(link, decision))
+        answer = _answer(link, domain, decision)
         if memoisable and not depends_on_visit(link):
             edge.decisions.put(link, domain, answer)
-    decision, facts = answer
-    edge.counters.count(facts[7])
+    decision, facts, redirect_headers = answer
+    edge.counters.count(facts[1])
     # Plain tuples: the background sender encodes them (services/redirect/clicks.py).
     edge.emitter.emit((now, facts[0], path, facts, (
-        client_ip, user_agent, None if domain.hide_referer else headers.get("Referer"),
+        client_ip, user_agent, None if domain.hide_referer else headers.get(hdrs.REFERER),
         place.country, place.region, domain.hide_visitor_ip)))
+    if redirect_headers is None:
+        return _render(decision, link, domain, request)
     if (repeated and memoisable and decision.outcome is Outcome.REDIRECT
             and not depends_on_visit(link)):
-        _remember(edge, request_key, hostname, path, domain, decision, facts)
-    return _render(decision, link, domain, request)
+        _remember(edge, request_key, hostname, path, domain, decision.status,
+                  redirect_headers, facts)
+    return web.Response(status=decision.status, headers=redirect_headers)
 
 
 def _remember(edge: Edge, request_key: tuple[str, str], hostname: str, path: str,
-              domain: DomainRecord, decision: Decision, facts: LinkFacts) -> None:
+              domain: DomainRecord, status: int, response_headers: dict[str, str],
+              facts: LinkFacts) -> None:
     """Keeps a redirect that depends on the records alone for the next visits of the
     same Host header and raw path, as long as the records it came from are cached.
     Only for links met again while cached: a link seen once (the long tail) is not
     worth the entry."""
     expires = edge.resolver.expiry(hostname, path, domain)
-    if expires is None or decision.location is None:
+    if expires is None:
         return
-    edge.answers.put(request_key, (decision.status, _redirect_headers(decision.location, domain),
-                                   path, facts, domain.hide_referer, domain.hide_visitor_ip),
+    edge.answers.put(request_key, (status, response_headers, path, facts, domain.hide_referer,
+                                   domain.hide_visitor_ip),
                      expires, edge.resolver.epoch)
 
 
-def _link_facts(link: LinkRecord, decision: Decision) -> LinkFacts:
+def _answer(link: LinkRecord, domain: DomainRecord, decision: Decision) -> Answer:
+    """The decision with what every visit it answers needs: the link's half of the click
+    event, and for a redirect (not a page) the response headers."""
     utm = link.utm
-    return (link.link_id, link.domain_id, decision.status, decision.ab_side,
-            utm.get("utm_source"), utm.get("utm_medium"), utm.get("utm_campaign"),
-            decision.outcome.value)
+    facts = link_facts(link.link_id, link.domain_id, decision.status, decision.ab_side,
+                       utm.get("utm_source"), utm.get("utm_medium"), utm.get("utm_campaign"),
+                       decision.outcome.value)
+    location = decision.location
+    headers = (_redirect_headers(location, domain)
+               if location is not None and decision.outcome is not Outcome.CLOAK else None)
+    return decision, facts, headers
 
 
 async def _decide(edge: Edge, request: web.Request, domain: DomainRecord, link: LinkRecord,
@@ -248,7 +265,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     now = time()
     if domain is None or link is None or not link.password_hash or is_gone(link, now):
         return await redirect(request)  # nothing to unlock: answer as a visit would
-    client_ip = edge.trust.client_ip(request.remote, request.headers.get("X-Forwarded-For"))
+    client_ip = edge.trust.client_ip(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
     attempts = await _attempt(edge, f"{link.link_id}:{client_ip}")
     if attempts > edge.settings.password_attempts:
         edge.counters.count("password_limited")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from time import monotonic
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -55,6 +55,7 @@ from shared.resources import create_db_pool
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Hit = tuple[DomainRecord | None, LinkRecord | None]
 
 _DB_RETRY = 1.0
 # Distinct Host headers remembered by Resolver.hostname (cleared when full).
@@ -84,6 +85,13 @@ def path_of(raw_path: str) -> str:
     """The link path: percent-decoded, without the leading slash and the query."""
     path = raw_path.split("?", 1)[0][1:]
     return unquote(path) if "%" in path else path
+
+
+def query_of(raw_path: str) -> str:
+    """The raw query string of a request target (what ``URL.raw_query_string`` gives,
+    without parsing the whole URL for it)."""
+    _, _, query = raw_path.partition("?")
+    return query.partition("#")[0] if "#" in query else query
 
 
 class TokenBucket:
@@ -146,8 +154,9 @@ class Resolver:
         self.redis = client
         self.breaker = Breaker(settings.breaker_failures,
                                settings.breaker_cooldown.total_seconds())
-        self.batcher = MGetBatcher(client, settings.redis_batch_max,
-                                   settings.redis_batches_in_flight)
+        self.batcher = MGetBatcher.for_client(client, settings.redis_batch_max,
+                                              settings.redis_batches_in_flight,
+                                              settings.redis_timeout.total_seconds())
         self.store = RecordStore(client)
         self.pool = pool
         self._budget = TokenBucket(settings.db_fallback_rate, settings.db_fallback_burst)
@@ -171,25 +180,30 @@ class Resolver:
             hostname = self._hostnames[host_header] = hostname_of(host_header)
         return hostname
 
-    def cached(
-        self, hostname: str, path: str
-    ) -> tuple[DomainRecord | None, LinkRecord | None] | None:
-        """The answer from the in-process cache, without a coroutine; None on a miss."""
-        domain = self.domains.peek(domain_key(hostname))
+    def find(self, hostname: str, path: str) -> Hit | Coroutine[Any, Any, Hit]:
+        """The records: a tuple when the in-process cache holds them (no coroutine is made
+        on a cache hit), else the coroutine that fetches them, for the caller to await
+        (or close). Keys and the domain's record are looked up once for both paths."""
+        dkey = domain_key(hostname)
+        domain = self.domains.peek(dkey)
         if domain is MISSING:
-            return None
+            return self._fetch_both(hostname, path, dkey)
         if domain is None:
-            return None, None
-        link = self.links.peek(link_key(hostname, path_key_for(path, domain.case_sensitive)))
-        return None if link is MISSING else (domain, link)
+            return None, None  # a remembered unknown host
+        if domain.deleted:
+            return domain, None
+        path_key = path_key_for(path, domain.case_sensitive)
+        lkey = link_key(hostname, path_key)
+        link = self.links.peek(lkey)
+        if link is MISSING:
+            return self._fetch_link(hostname, domain, path_key, lkey)
+        return domain, link
 
-    async def lookup(
-        self, hostname: str, path: str
-    ) -> tuple[DomainRecord | None, LinkRecord | None]:
-        hit = self.cached(hostname, path)
-        if hit is not None:
-            return hit
-        return await self.fetch(hostname, path)
+    async def lookup(self, hostname: str, path: str) -> Hit:
+        """:meth:`find`, awaited. Raises :class:`LookupUnavailable` when neither Redis
+        nor Postgres can answer."""
+        found = self.find(hostname, path)
+        return found if isinstance(found, tuple) else await found
 
     def expiry(self, hostname: str, path: str, domain: DomainRecord) -> float | None:
         """When the first of the cache entries a (domain, link) answer came from expires
@@ -214,26 +228,12 @@ class Resolver:
         self.links.clear()
 
     # ---- Redis, then Postgres -----------------------------------------------------
-    async def fetch(
-        self, hostname: str, path: str
-    ) -> tuple[DomainRecord | None, LinkRecord | None]:
-        """The records from Redis (else Postgres), cached on the way. When the domain's
-        record is cached (the usual case: a few domains, many links) only the link's key
-        is read, since the domain says which one it is (case folding); otherwise one
-        MGET reads the domain and both candidate link keys.
-
-        Raises :class:`LookupUnavailable` when neither source can answer."""
+    async def _fetch_link(self, hostname: str, domain: DomainRecord, path_key: str,
+                          lkey: str) -> Hit:
+        """The link's record from Redis (else Postgres), cached on the way. The domain's
+        record is cached (the usual case: a few domains, many links), so only the link's
+        key is read: the domain says which one it is (case folding)."""
         since = RecordCache.stamp()
-        dkey = domain_key(hostname)
-        domain = self.domains.peek(dkey)
-        if domain is None:
-            return None, None  # remembered unknown host (cached since the caller looked)
-        if domain is MISSING:
-            return await self._fetch_both(hostname, path, dkey, since)
-        if domain.deleted:
-            return domain, None
-        path_key = path_key_for(path, domain.case_sensitive)
-        lkey = link_key(hostname, path_key)
         link_raw: bytes | None = None
         redis_ok = False
         if self.breaker.allow():
@@ -248,9 +248,10 @@ class Resolver:
         return domain, await self._db_link_cached(hostname, domain, path_key, lkey, redis_ok,
                                                   since)
 
-    async def _fetch_both(
-        self, hostname: str, path: str, dkey: str, since: float
-    ) -> tuple[DomainRecord | None, LinkRecord | None]:
+    async def _fetch_both(self, hostname: str, path: str, dkey: str) -> Hit:
+        """The domain's record is not cached: one MGET reads it and both candidate link
+        keys (exact and case-folded path), since only the domain says which applies."""
+        since = RecordCache.stamp()
         folded = path.lower()
         exact_key, folded_key = link_key(hostname, path), link_key(hostname, folded)
         keys = (dkey, exact_key) if folded == path else (dkey, exact_key, folded_key)

@@ -14,10 +14,12 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.redirect import clicks
 from services.redirect.app import create_app
-from services.redirect.batcher import MGetBatcher, Reply
+from services.redirect.batcher import LookupConnection, MGetBatcher
 from services.redirect.cache import AnswerMemo
 from services.redirect.clicks import Encoder
 from services.redirect.handlers import redirect, unlock
@@ -67,12 +69,13 @@ def test_answer_memo_expiry_epoch_and_bound() -> None:
     assert len(memo) == 1 and memo.get(("h", "/c"), 1) == "c"
 
 
-def test_encoder_fragments_are_per_visitor_and_link_and_bounded(
+def test_encoder_fragments_are_per_visitor_link_and_path_and_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(clicks, "_FRAGMENTS", 3)
     encoder = Encoder(b"k" * 32, truncate_hidden_ip=True)
-    links = [(i, 9, 302, None, f"s{i}", None, None, "redirect") for i in range(4)]
+    links = [clicks.link_facts(i, 9, 302, None, f"s{i}", None, None, "redirect")
+             for i in range(4)]
     visitors = [(f"10.0.0.{i}", f"ua {i}", None, "DE", None, i % 2 == 0) for i in range(4)]
     for _ in range(2):  # the second pass is answered from (and clears) the memos
         for i in range(4):
@@ -82,56 +85,100 @@ def test_encoder_fragments_are_per_visitor_and_link_and_bounded(
                 assert (event.link_id, event.path, event.utm_source) == (i, f"p{i}", f"s{i}")
                 assert event.user_agent == f"ua {j}"
                 assert event.ip == ("10.0.0.0" if j % 2 == 0 else f"10.0.0.{j}")
-    assert len(encoder._links) <= 3 and len(encoder._visitors) <= 3
+    assert len(encoder._paths) <= 3 and len(encoder._visitors) <= 3
 
 
-class _Batcher(MGetBatcher):
-    """Round trips answered by the test: key -> its name upper-cased."""
+class _Wire(asyncio.Transport):
+    """The far end of a :class:`LookupConnection`: keeps what is written; the test
+    answers through ``data_received``, in RESP, as Redis would."""
 
-    def __init__(self, in_flight: int) -> None:
-        super().__init__(None, max_lookups=3, max_in_flight=in_flight)  # type: ignore[arg-type]
+    def __init__(self) -> None:
+        super().__init__()
         self.sent: list[list[str]] = []
-        self.gates: list[asyncio.Future[None]] = []
-        self.fail = False
+        self.aborted = False
 
-    async def _roundtrip(self, packed: bytes) -> Reply:
-        parts = packed.split(b"\r\n")
-        keys = [part.decode() for part in parts[4::2]]
-        self.sent.append(keys)
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.gates.append(gate)
-        await gate
-        if self.fail:
-            raise ConnectionError("redis went away")
-        return [key.upper().encode() for key in keys]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        parts = bytes(data).split(b"\r\n")
+        self.sent.append([part.decode() for part in parts[4::2]])  # MGET's keys
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+
+def _array(*values: bytes | None) -> bytes:
+    parts = [b"*%d\r\n" % len(values)]
+    parts += [b"$-1\r\n" if v is None else b"$%d\r\n%s\r\n" % (len(v), v) for v in values]
+    return b"".join(parts)
+
+
+class _Connections:
+    """The batcher's ``connect``: a new :class:`LookupConnection` on a new wire each call."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[LookupConnection, _Wire]] = []
+
+    async def __call__(self) -> LookupConnection:
+        connection, wire = LookupConnection(), _Wire()
+        connection.connection_made(wire)
+        self.made.append((connection, wire))
+        return connection
 
 
 async def _settle() -> None:
-    for _ in range(5):  # the flush (call_soon), then the task sending the batch
+    for _ in range(5):  # the flush (call_soon), the connection, the send
         await asyncio.sleep(0)
 
 
 async def test_batcher_limits_batches_in_flight_and_coalesces_the_rest() -> None:
-    batcher = _Batcher(in_flight=1)
+    connections = _Connections()
+    batcher = MGetBatcher(connections, max_lookups=3, max_in_flight=1, timeout=5)
     first = batcher.mget(["a"])
     await _settle()
-    assert batcher.sent == [["a"]]
+    connection, wire = connections.made[0]
+    assert wire.sent == [["a"]]
     later = [batcher.mget([f"k{i}", f"f{i}"]) for i in range(4)]  # while "a" is out
     await _settle()
-    assert batcher.sent == [["a"]]  # held: one batch in flight at most
-    batcher.gates[0].set_result(None)
+    assert wire.sent == [["a"]]  # held: one batch in flight at most
+    connection.data_received(_array(b"A"))
     assert await first == [b"A"]
-    await _settle()
-    # The held lookups leave together, max_lookups (3) per batch.
-    assert batcher.sent[1] == ["k0", "f0", "k1", "f1", "k2", "f2"]
-    batcher.gates[1].set_result(None)
-    assert [await f for f in later[:3]] == [[b"K0", b"F0"], [b"K1", b"F1"], [b"K2", b"F2"]]
-    await _settle()
-    assert batcher.sent[2] == ["k3", "f3"]
-    batcher.fail = True
-    batcher.gates[2].set_result(None)
-    with pytest.raises(ConnectionError):
+    # The held lookups leave together, max_lookups (3) per batch, as soon as a slot frees.
+    assert wire.sent[1] == ["k0", "f0", "k1", "f1", "k2", "f2"]
+    reply = _array(b"K0", None, b"K1", b"F1", b"K2", b"F2")
+    connection.data_received(reply[:9])  # replies may arrive in pieces
+    connection.data_received(reply[9:])
+    assert [await f for f in later[:3]] == [[b"K0", None], [b"K1", b"F1"], [b"K2", b"F2"]]
+    assert wire.sent[2] == ["k3", "f3"]
+    connection.data_received(b"-NOPERM this user has no permissions\r\n")
+    with pytest.raises(RedisConnectionError):  # an error reply counts as Redis failing
         await later[3]
+    assert (batcher.batches, batcher.lookups) == (3, 5)
+    await batcher.close()
+
+
+async def test_batcher_reconnects_after_a_lost_connection_and_a_timeout() -> None:
+    connections = _Connections()
+    batcher = MGetBatcher(connections, max_lookups=10, max_in_flight=4, timeout=0.05)
+    lost = [batcher.mget(["a"]), batcher.mget(["b"])]
+    await _settle()
+    connection, wire = connections.made[0]
+    assert wire.sent == [["a", "b"]]  # one batch
+    connection.connection_lost(None)
+    for future in lost:
+        with pytest.raises(RedisConnectionError):
+            await future
+    silent = batcher.mget(["c"])  # on a new connection, which never answers
+    await _settle()
+    assert len(connections.made) == 2 and connections.made[1][1].sent == [["c"]]
+    with pytest.raises(RedisTimeoutError):
+        await silent
+    assert connections.made[1][1].aborted  # replies could no longer be matched: closed
+    again = batcher.mget(["d"])
+    await _settle()
+    connections.made[2][0].data_received(_array(b"D"))
+    assert await again == [b"D"]
     await batcher.close()
 
 

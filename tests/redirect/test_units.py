@@ -179,11 +179,11 @@ _maybe = st.none() | _text
 def test_encoded_events_are_click_events(path: str, ua: str, referer: str | None,
                                          utm: str | None, ts: float, ip: str | None,
                                          hide: bool, side: str | None) -> None:
-    from services.redirect.clicks import Encoder
+    from services.redirect.clicks import Encoder, link_facts
     from shared.events import ClickEvent
 
     encoder = Encoder(b"k" * 32, truncate_hidden_ip=False)
-    draft = (ts, 7, path, (7, 9, 302, side, utm, None, "c", "redirect"),
+    draft = (ts, 7, path, link_facts(7, 9, 302, side, utm, None, "c", "redirect"),
              (ip, ua, referer, "DE", "DE-BY", hide))
     event = ClickEvent.from_bytes(encoder.encode(draft))
     assert (event.link_id, event.domain_id, event.path, event.status) == (7, 9, path, 302)
