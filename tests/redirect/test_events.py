@@ -17,12 +17,27 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from services.redirect.events import ClickEmitter, fail_pending
+from services.redirect.events import ClickEmitter, fail_pending, pace_metadata_retries
 from shared.kafka_admin import ensure_topics
 from tests.conftest import StackEnv, Tenant
 from tests.faults.support import topic_event_ids
 from tests.helpers import eventually
 from tests.redirect.helpers import add_link, settings_for, start, visit
+
+
+async def test_failed_metadata_updates_wait_the_retry_backoff() -> None:
+    """The private aiokafka method pace_metadata_retries wraps is still there: a failed
+    update (no broker reachable) now returns only after the producer's retry backoff,
+    instead of letting the sender retry at once in a tight loop."""
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", retry_backoff_ms=200)
+    try:
+        pace_metadata_retries(producer)
+        client = producer.client
+        started = time.monotonic()
+        assert await client._metadata_update(client.cluster, []) is False
+        assert time.monotonic() - started >= 0.2
+    finally:
+        await producer.stop()
 
 
 async def test_fail_pending_fails_the_batches_a_producer_holds() -> None:
