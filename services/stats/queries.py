@@ -23,7 +23,6 @@ from services.stats.repository import DAY_COLUMNS, DIMENSION_COLUMNS, HOUR_COLUM
 from services.stats.spans import Spans, day_hours, split
 
 _UNPIVOT = ", ".join(f"('{dim}', f.{col})" for dim, col in DIMENSION_COLUMNS.items())
-_UNPIVOT_R = _UNPIVOT.replace("f.", "r.")
 
 
 @dataclass(frozen=True)
