@@ -5,7 +5,9 @@
 Events are valid ``shared.events.ClickEvent`` JSON (one is built and validated by the
 schema; the rest vary its id, time and link with a template, which is what lets one
 Python process put a million events on the topic in reasonable time), spread over the
-given links and the last ``--days`` days, keyed by link id like the redirect's.
+given links and the last ``--days`` days, keyed by link id like the redirect's. Each
+carries a visitor hash, as the edge's events do (drawn from a pool of visitors), so the
+consumer's unique-visitor writes are part of what is measured.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _AGENTS = (
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
 )
 _COUNTRIES = ("US", "DE", "FR", "GB", "IN", "BR", "JP")
+# Distinct visitors the events are drawn from (the edge's hashes are 32 hex digits).
+_VISITORS = 100_000
 
 
 def event_template(domain_id: int) -> str:
@@ -38,16 +42,18 @@ def event_template(domain_id: int) -> str:
                         user_agent=_AGENTS[0], referer="https://t.co/x", country="US")
     fields = json.loads(sample.to_bytes())
     fields.update(event_id="@ID@", ts="@TS@", link_id=-7, path="@PATH@",
-                  user_agent="@UA@", country="@CC@", bot=False)
+                  user_agent="@UA@", country="@CC@", bot=False, visitor="@VISITOR@")
     text = json.dumps(fields, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
     text = text.replace('"@ID@"', '"{id}"').replace('"@TS@"', '"{ts}"')
     text = text.replace("-7", "{link}").replace('"@PATH@"', '"p{link}"')
     text = text.replace('"@UA@"', "{ua}").replace('"@CC@"', '"{cc}"')
+    text = text.replace('"@VISITOR@"', '"{visitor}"')
     return text.replace('"bot":false', '"bot":{bot}')
 
 
-def render(template: str, *, link: int, ts: datetime, agent: int, country: str) -> bytes:
-    return template.format(
+def render(template: str, *, link: int, ts: datetime, agent: int, country: str,
+           visitor: str) -> bytes:
+    return template.format(visitor=visitor,
         id=uuid.uuid4(), ts=ts.isoformat().replace("+00:00", "Z"), link=link,
         ua=json.dumps(_AGENTS[agent]), cc=country, bot="true" if agent == 2 else "false",
     ).encode()
@@ -56,14 +62,16 @@ def render(template: str, *, link: int, ts: datetime, agent: int, country: str) 
 async def produce(bootstrap: str, topic: str, count: int, links: list[int], domain_id: int,
                   days: int) -> float:
     template = event_template(domain_id)
-    ClickEvent.from_bytes(render(template, link=links[0], ts=datetime.now(UTC), agent=2,
-                                 country="DE"))  # the template still makes valid events
     rng = random.Random(7)
+    visitors = [f"{rng.getrandbits(128):032x}" for _ in range(_VISITORS)]
+    ClickEvent.from_bytes(render(template, link=links[0], ts=datetime.now(UTC), agent=2,
+                                 country="DE", visitor=visitors[0]))  # still valid events
     now = datetime.now(UTC)
     span = days * 86400
+    # zstd: what the redirect's producer sends by default.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=20,
-                                max_batch_size=256 * 1024, compression_type="gzip")
+                                max_batch_size=256 * 1024, compression_type="zstd")
     await producer.start()
     started = time.perf_counter()
     try:
@@ -71,7 +79,8 @@ async def produce(bootstrap: str, topic: str, count: int, links: list[int], doma
         for i in range(count):
             link = links[i % len(links)]
             value = render(template, link=link, ts=now - timedelta(seconds=rng.randrange(span)),
-                           agent=i % 3, country=_COUNTRIES[i % len(_COUNTRIES)])
+                           agent=i % 3, country=_COUNTRIES[i % len(_COUNTRIES)],
+                           visitor=visitors[rng.randrange(_VISITORS)])
             pending.append(await producer.send(topic, value=value, key=str(link).encode()))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)

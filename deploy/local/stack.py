@@ -784,7 +784,7 @@ def _prepare_postgres(paths: StackPaths, bin_dir: Path, user: str | None) -> Non
         "port": str(paths.postgres_port),
         "unix_socket_directories": _pg_quote(socket_dirs),
         "max_connections": "200",
-        "shared_buffers": "'128MB'",
+        "shared_buffers": "'512MB'",
         "fsync": "on",
         "synchronous_commit": "on",
         "full_page_writes": "on",

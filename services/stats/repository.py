@@ -58,19 +58,20 @@ def _add(*columns: str) -> str:
 # Counts inside the statement are int (a batch is far below 2**31 clicks): sum(int) adds
 # in 64 bits, while sum(bigint) adds in numeric, several times slower per row and
 # aggregate (the tables keep bigint).
-# One statement per batch: insert the raw clicks, skipping event_ids already stored
-# (duplicates and replays), and fold only the rows actually inserted into every rollup.
-# The inserted rows are first summed per (link, hour, combination), the grain of
-# stats_facts, and every other rollup is summed from those sums (few rows per batch when
-# clicks repeat, as real traffic does). GROUP BY makes each upsert touch a key once, as
-# ON CONFLICT DO UPDATE requires. ORDER BY makes each upsert lock its rows in key order:
-# partitions are written by concurrent transactions that share a domain's rows, and with
-# one lock order they can wait for each other but not deadlock.
+# One statement per batch: insert the raw clicks, skipping events already stored
+# (duplicates and replays: the same event_id, link and time; migration 0205), and fold
+# only the rows actually inserted into every rollup. The inserted rows are first summed
+# per (link, hour, combination), the grain of stats_facts, and every other rollup is
+# summed from those sums (few rows per batch when clicks repeat, as real traffic does).
+# GROUP BY makes each upsert touch a key once, as ON CONFLICT DO UPDATE requires. ORDER
+# BY makes each upsert lock its rows in key order: partitions are written by concurrent
+# transactions that share a domain's rows, and with one lock order they can wait for
+# each other but not deadlock.
 WRITE_CLICKS_SQL = f"""
 WITH new AS (
     INSERT INTO stats_clicks ({", ".join(CLICK_COLUMNS)})
     SELECT * FROM unnest({_UNNEST})
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT (link_id, ts, event_id) DO NOTHING
     RETURNING link_id, domain_id, date_trunc('hour', ts, 'UTC') AS hour, {_FACT_COLUMNS},
               bot, visitor, combo, ts
 ),
