@@ -3,8 +3,10 @@ caller's zone, and the rollup reads shaped like Short.io's statistics API."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import asyncpg
@@ -245,54 +247,84 @@ def _check_column(column: str) -> None:
         raise BadRequest(f"column: one of path, {', '.join(DIMENSIONS)}")
 
 
-async def _top(conn: Any, domain: int, query: TopQuery, spans: Spans, filters: Filters
-               ) -> list[tuple[str, int, int | None]]:
-    """(value, clicks, link id when the column is path)."""
-    if query.column == "path":
-        links = await queries.top_links(conn, domain, spans, query.limit, filters)
-        return [(path, clicks, link_id) for link_id, path, clicks in links]
-    values = await queries.breakdowns(conn, Scope(domain), spans, [query.column], query.limit,
-                                      filters)
-    return [(value, clicks, None) for value, clicks in values[query.column]]
+# The most clicked links of a domain are ranked in this many parts of its link ids at
+# once, each on a connection of its own: ranking sums a row or two of every link of the
+# domain (10,000 links: some 10 ms of one core), the parts run on as many cores, and the
+# most clicked of all are among the most clicked of each part. The parts are taken from
+# the pool one by one and no request holds one while it waits for another, so a busy pool
+# makes them wait their turn, never each other. A filtered ranking is one part: it reads
+# the facts of the period along the domain's hours, and each part would read all of them.
+RANKING_PARTS = 2
 
 
-async def top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuery
-              ) -> list[dict[str, Any]]:
+def id_parts(ids: tuple[int, int], parts: int) -> list[tuple[int, int]]:
+    """``ids`` (lowest and highest, both included) as up to ``parts`` adjacent ranges."""
+    lo, hi = ids
+    size = -(-(hi - lo + 1) // parts)  # ceiling: no part is left over
+    return [(a, min(a + size - 1, hi)) for a in range(lo, hi + 1, size)]
+
+
+async def _top_links(pool: asyncpg.Pool, domain: int, spans: Spans, limit: int,
+                     filters: Filters, ids: tuple[int, int] | None
+                     ) -> list[tuple[int, str, int]]:
+    if ids is None:  # no clicked link
+        return []
+
+    async def part(id_range: tuple[int, int]) -> list[tuple[int, str, int]]:
+        async with pool.acquire() as conn:
+            return await queries.top_links(conn, domain, spans, limit, filters, id_range)
+
+    count = RANKING_PARTS if filters.empty else 1
+    parts = await asyncio.gather(*(part(r) for r in id_parts(ids, count)))
+    return sorted(chain.from_iterable(parts), key=lambda row: (-row[2], row[0]))[:limit]
+
+
+async def _top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuery,
+               now: datetime) -> tuple[int, Filters, _Reading, list[tuple[str, int, int | None]]]:
+    """The domain, filters, period and (value, clicks, link id when the column is path)."""
     _check_column(query.column)
-    now = datetime.now(UTC)
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         filters = await filters_of(conn, domain, query)
         reading = await _reading(conn, Scope(domain), query, now)
-        rows = await _top(conn, domain, query, reading.spans, filters)
+        if query.column != "path":
+            values = await queries.breakdowns(conn, Scope(domain), reading.spans,
+                                              [query.column], query.limit, filters)
+            return domain, filters, reading, [
+                (value, clicks, None) for value, clicks in values[query.column]]
+        ids = await queries.link_id_range(conn, domain)
+    links = await _top_links(pool, domain, reading.spans, query.limit, filters, ids)
+    return domain, filters, reading, [(path, clicks, link_id) for link_id, path, clicks in links]
+
+
+async def top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuery
+              ) -> list[dict[str, Any]]:
+    _, _, _, rows = await _top(pool, who, domain_id, query, datetime.now(UTC))
     return [{"column": value, "score": score} for value, score, _ in rows]
 
 
 async def top_by_interval(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuery,
                           limits: Limits) -> dict[str, Any]:
-    _check_column(query.column)
-    now = datetime.now(UTC)
-    async with pool.acquire() as conn:
-        domain = await authorize_domain(conn, who, domain_id)
-        filters = await filters_of(conn, domain, query)
-        reading = await _reading(conn, Scope(domain), query, now)
-        interval = query.clicksChartInterval or default_interval(reading.window)
-        buckets, bounds, cut = _chart(reading, interval, limits)
-        rows = await _top(conn, domain, query, reading.spans, filters)
-        per_value: dict[str, list[int]] = {value: [0] * len(buckets) for value, _, _ in rows}
-        if query.column == "path":
-            paths = {link_id: value for value, _, link_id in rows if link_id is not None}
-            series = await queries.link_series(conn, domain, list(paths), cut, bounds,
-                                               filters) if paths else []
-            for link_id, bucket, clicks in series:
-                per_value[paths[link_id]][bucket - 1] += clicks
-        elif rows:
-            for value, bucket, clicks in await queries.value_series(
-                    conn, Scope(domain), query.column, list(per_value), cut, bounds, filters):
-                per_value[value][bucket - 1] += clicks
+    domain, filters, reading, rows = await _top(pool, who, domain_id, query, datetime.now(UTC))
+    interval = query.clicksChartInterval or default_interval(reading.window)
+    buckets, bounds, cut = _chart(reading, interval, limits)
+    per_value: dict[str, list[int]] = {value: [0] * len(buckets) for value, _, _ in rows}
+    if rows:
+        async with pool.acquire() as conn:
+            if query.column == "path":
+                paths = {link_id: value for value, _, link_id in rows if link_id is not None}
+                for link_id, bucket, clicks in await queries.link_series(
+                        conn, domain, list(paths), cut, bounds, filters):
+                    per_value[paths[link_id]][bucket - 1] += clicks
+            else:
+                for value, bucket, clicks in await queries.value_series(
+                        conn, Scope(domain), query.column, list(per_value), cut, bounds,
+                        filters):
+                    per_value[value][bucket - 1] += clicks
+    xs = [_iso(bucket) for bucket in buckets]  # once for every dataset
     datasets = [
         {"column": value, "score": score,
-         "data": _points(list(zip(buckets, per_value[value], strict=True)))}
+         "data": [{"x": x, "y": y} for x, y in zip(xs, per_value[value], strict=True)]}
         for value, score, _ in rows
     ]
     return {"interval": _interval_info(reading.window, interval), "datasets": datasets}
