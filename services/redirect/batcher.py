@@ -177,6 +177,7 @@ class MGetBatcher:
         self._connecting: asyncio.Task[None] | None = None
         self._waiters: list[_Waiter] = []
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = 0
         self.batches = 0
         self.lookups = 0
@@ -187,7 +188,12 @@ class MGetBatcher:
         return cls(lambda: open_lookup_connection(client), max_lookups, max_in_flight, timeout)
 
     def mget(self, keys: Sequence[str]) -> asyncio.Future[Reply]:
-        loop = asyncio.get_running_loop()
+        # The loop of the first lookup, kept: asyncio.get_running_loop() makes a getpid()
+        # system call each time (CPython 3.11), once per lookup here. A batcher serves
+        # one application, on one loop.
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         self._waiters.append((keys, future))
         if not self._scheduled:
@@ -215,8 +221,8 @@ class MGetBatcher:
         keys: list[str] = []
         for wanted, _ in waiters:
             keys.extend(wanted)
-        timer = asyncio.get_running_loop().call_later(self._timeout, self._timed_out,
-                                                      connection)
+        assert self._loop is not None  # a lookup (mget) came first
+        timer = self._loop.call_later(self._timeout, self._timed_out, connection)
 
         def on_reply(reply: Any) -> None:
             timer.cancel()

@@ -69,10 +69,12 @@ class RecordCache(Generic[V]):
             if invalidated >= since or self._cleared_at >= since:
                 return  # invalidated while the value was being fetched: it may be stale
         ttl = self._ttl if value is not None else self._negative_ttl
-        self._data[key] = (monotonic() + ttl, value)
-        self._data.move_to_end(key)
-        if len(self._data) > self._maxsize:
-            self._data.popitem(last=False)
+        data = self._data
+        if key in data:  # a new key goes to the end anyway
+            data.move_to_end(key)
+        data[key] = (monotonic() + ttl, value)
+        if len(data) > self._maxsize:
+            data.popitem(last=False)
 
     def expires_at(self, key: str) -> float | None:
         """When the entry of ``key`` expires; None when there is none."""

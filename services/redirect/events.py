@@ -366,9 +366,8 @@ class ClickEmitter:
         return [queue.popleft() for _ in range(take)]
 
     def _encode(self, drafts: list[Draft]) -> list[Encoded]:
-        encode = self.encoder.encode
         try:
-            return [(draft[1], encode(draft)) for draft in drafts]
+            return self.encoder.encode_many(drafts)
         except Exception:
             return self._encode_each(drafts)
 

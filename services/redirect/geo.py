@@ -14,7 +14,7 @@ store them; edge headers and MaxMind give the subdivision part only ("CA").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address
@@ -119,6 +119,9 @@ class GeoLocator:
         self._trust = trust
         self._reader: Any = maxminddb.open_database(str(database)) if database else None
         self.source = "header" if edge else "maxmind" if database else "iptocc"
+        # The place of an IP address: bound once (every visit asks).
+        self.lookup: Callable[[str], Place] = (
+            self._lookup_mmdb if self._reader is not None else _lookup_rir)
 
     def close(self) -> None:
         if self._reader is not None:
@@ -133,11 +136,6 @@ class GeoLocator:
         if client_ip is None:
             return NOWHERE
         return self.lookup(client_ip)
-
-    def lookup(self, ip: str) -> Place:
-        if self._reader is not None:
-            return self._lookup_mmdb(ip)
-        return _lookup_rir(ip)
 
     def _lookup_mmdb(self, ip: str) -> Place:
         try:

@@ -107,7 +107,7 @@ async def redirect(request: web.Request) -> web.StreamResponse:
         edge.counters.count(missing.outcome)
         return _render(missing, link, domain, request)
     now = time()
-    raw_query = query_of(raw_path)
+    raw_query = query_of(raw_path) if "?" in raw_path else ""
     user_agent = headers.get(hdrs.USER_AGENT, "")
     place = edge.geo.locate(peer, client_ip, headers)
     memoisable = not raw_query or link.skip_qs

@@ -133,6 +133,9 @@ async def test_a_draft_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) 
                 raise ValueError("a bug in the encoder")
             return b'{"link_id":%d}' % draft[1]
 
+        def encode_many(self, drafts: list[Any]) -> list[tuple[int, bytes]]:
+            return [(draft[1], self.encode(draft)) for draft in drafts]
+
     emitter = ClickEmitter(settings_for(tmp_path), cast(Any, Picky()))
     drafts: Any = [(0.0, link_id, "p", (), ()) for link_id in (1, 13, 2)]
     assert emitter._encode(drafts) == [(1, b'{"link_id":1}'), (2, b'{"link_id":2}')]
