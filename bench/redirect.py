@@ -26,7 +26,7 @@ from bench.kafka_count import TopicCounter
 from bench.numbers import at_least, at_most, median, median_ratio
 from bench.report import Report, fmt, pct, table
 from bench.wrk import WrkOutputError, WrkResult, cycling_paths_script, run_wrk, wrk_command
-from deploy.local import processes
+from deploy.local import processes, stack
 
 log = logging.getLogger("bench")
 
@@ -98,7 +98,7 @@ class _Block:
         self.env, self.seed, self.cfg, self.plan = env, seed, cfg, plan
         self.script = script
         self.started: list[servers.Spawned] = []
-        self.pin_redis()
+        self.pin_backends()
         self.started.append(servers.start_nginx(env.var, NGINX_PORT, workers, plan.server_cores))
         self.started += servers.start_bare(env.var, BARE_PORT, plan)
         self.cached = self._start_redirect("redirect", REDIRECT_PORT, topic, {})
@@ -127,13 +127,18 @@ class _Block:
             processes.wait_healthy(f"http://127.0.0.1:{port}", process=server.process)
         return started
 
-    def pin_redis(self, cores: list[int] | None = None) -> None:
-        """The private Redis on the load generator's cores, never on a server worker's
-        own core: on a deployment Redis is another machine, and an unpinned Redis that
+    def pin_backends(self, cores: list[int] | None = None) -> None:
+        """The private Redis and the Kafka broker on the load generator's cores, never on
+        a server worker's own core: on a deployment they are other machines, and one that
         the scheduler puts on the worker's core takes its CPU from the worker under test
-        (the references use no Redis, so they do not meet it there)."""
+        (the references use neither, so they do not meet it there). The broker takes
+        the click events of every linkhop load: a few % of a core."""
+        pids = [stack.server_pids(self.env.paths)["kafka"]]
         if self.env.redis is not None:
-            servers.pin(self.env.redis.pid, cores or self.plan.load)
+            pids.append(self.env.redis.pid)
+        for pid in pids:
+            if pid is not None:
+                servers.pin(pid, cores or self.plan.load)
 
     def command(self, scenario: str, connections: int, seconds: float) -> list[str]:
         host = self.seed.hostname
@@ -156,7 +161,7 @@ class _Block:
         for server in reversed(self.started):
             with contextlib.suppress(Exception):
                 server.stop()
-        self.pin_redis(sorted(os.sched_getaffinity(0)))  # the later sections: as started
+        self.pin_backends(sorted(os.sched_getaffinity(0)))  # the later sections: as started
 
 
 def _wait_redirect_healthy(port: int, timeout: float = 20.0) -> None:
@@ -179,7 +184,7 @@ def _round(block: _Block, cell: Cell, counter: TopicCounter, connections: int,
         finally:
             if scenario == "pg":
                 env.start_redis()
-                block.pin_redis()
+                block.pin_backends()
                 _wait_redirect_healthy(REDIRECT_PORT)
         if result is not None:
             _record(cell, counter, env, scenario, result, baseline, redis_before)
@@ -298,8 +303,9 @@ def render(results: RedirectResults, seed: Seed, cfg: BenchConfig, report: Repor
         "load and start it again after, inside each round, followed by one unmeasured "
         "second of the distinct-slug load (the Redis breaker the outage opened closes "
         "again), so the next round's Redis figures are not the outage's recovery.",
-        "The private Redis is pinned to wrk's cores, never to a server worker's own core "
-        "(on a deployment it is another machine; the references use no Redis).",
+        "The private Redis and the Kafka broker are pinned to wrk's cores, never to a server "
+        "worker's own core (on a deployment they are other machines; the references use "
+        "neither).",
         "`events / answered`: click events that reached the Kafka topic (end offsets before "
         "and after, waited for up to 10 s) against the 2xx/3xx answers wrk counted; "
         "`errors`: non-2xx/3xx answers plus socket errors.",
