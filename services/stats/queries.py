@@ -297,38 +297,125 @@ def _hours_only(spans: Spans) -> Spans:
     return Spans(spans.lo, spans.hi, ((spans.lo, spans.hi),) if spans.lo < spans.hi else ())
 
 
-def _bucket(args: _Args, bounds: list[datetime]) -> str:
-    """The chart bucket of ``x.t``: 1 for the first (``bounds`` from
+def _bucket(args: _Args, bounds: list[datetime], at: str = "x.t") -> str:
+    """The chart bucket of ``at``: 1 for the first (``bounds`` from
     ``periods.bucket_bounds``); 0 for rows before the first bucket (a previous period)."""
     placeholder = args(bounds[:-1] or [datetime(1970, 1, 1, tzinfo=UTC)])
-    return f"width_bucket(x.t, {placeholder}::timestamptz[])"
+    return f"width_bucket({at}, {placeholder}::timestamptz[])"
 
 
 async def clicks_by_bucket(conn: Any, scope: Scope, current: Spans, previous: Spans | None,
-                           bounds: list[datetime], filters: Filters
-                           ) -> dict[int, tuple[int, int]]:
+                           bounds: list[datetime]) -> dict[int, tuple[int, int]]:
     """{bucket: (clicks, human clicks)} of ``current`` in the chart buckets (1-based, see
-    :func:`_bucket`), and of ``previous`` (the period before) as bucket 0."""
+    :func:`_bucket`), and of ``previous`` (the period before) as bucket 0, unfiltered
+    (filtered: :func:`filtered_period`, :func:`filtered_previous`)."""
     args = _Args()
-    if filters.empty:
-        hourly, daily = _totals_of(args, scope)
-        if scope.link_id is not None:
-            current = _hours_only(current)
-            previous = _hours_only(previous) if previous is not None else None
-        source = _rows_in(args, current, hourly, daily)
-        if previous is not None:
-            source += "\nUNION ALL\n" + _rows_in(args, previous, hourly, daily)
-    else:
-        lo = previous.lo if previous is not None else current.lo
-        where = _facts_where(args, scope, lo, current.hi, filters)
-        source = f"""SELECT f.hour AS t, f.clicks,
-                            CASE WHEN f.bot THEN 0 ELSE f.clicks END AS human_clicks
-                     FROM stats_facts f WHERE {where}"""
+    hourly, daily = _totals_of(args, scope)
+    if scope.link_id is not None:
+        current = _hours_only(current)
+        previous = _hours_only(previous) if previous is not None else None
+    source = _rows_in(args, current, hourly, daily)
+    if previous is not None:
+        source += "\nUNION ALL\n" + _rows_in(args, previous, hourly, daily)
     sql = f"""SELECT CASE WHEN x.t < {args(current.lo)} THEN 0 ELSE {_bucket(args, bounds)} END
                        AS bucket,
                      sum(x.clicks)::bigint AS clicks, sum(x.human_clicks)::bigint AS human
               FROM ({source}) x GROUP BY 1"""
     return {r["bucket"]: (r["clicks"], r["human"]) for r in await conn.fetch(sql, *args.values)}
+
+
+# One grouping set per dimension: a fact row is hashed once into each set's table, where
+# unpivoting it into a (dim, value) row per dimension and grouping those hashed eleven
+# rows per fact (measured on a month of a 1,000,000-click domain filtered to one country,
+# 47,000 facts: 70 ms against 150). The set's dimension is the one GROUPING() says is
+# grouped; its value the one non-NULL column of the row (the others are not grouped).
+#
+# The sets of a filtered answer's aggregate take some 4 MB on that month (one table per
+# set, each sized by the planner's guess of its groups): below this, the planner sorts
+# the facts for some of the sets instead, which costs some 30 ms more.
+FACTS_WORK_MEM = "16MB"
+
+
+@dataclass(frozen=True)
+class FactsAnswer:
+    """A filtered period's sums: {chart bucket: (clicks, human clicks)} (see
+    :func:`_bucket`: bucket 0 holds hours before the first bucket, counted with the
+    previous period), the top values of each dimension asked for, and how many distinct
+    links were clicked."""
+
+    buckets: dict[int, tuple[int, int]]
+    tops: dict[str, list[tuple[str, int]]]
+    links: int
+
+
+async def filtered_period(conn: Any, scope: Scope, spans: Spans, bounds: list[datetime],
+                          dims: list[str], limit: int, filters: Filters) -> FactsAnswer:
+    """Totals per chart bucket, breakdowns and clicked links of a filtered period in one
+    statement: its facts are read once and summed per bucket, per link (counted
+    afterwards) and per value of each dimension, in one aggregate with grouping sets.
+    (Read by separate statements, a domain's month of facts was read three times.)"""
+    args = _Args()
+    columns = [DIMENSION_COLUMNS[dim] for dim in dims]
+    sets = ", ".join(["(x.bucket)", "(x.link_id)", *(f"(x.{col})" for col in columns)])
+    dim_of_set, value = "NULL::text", "NULL::text"
+    if columns:
+        dim_of_set = "CASE {} END".format(" ".join(
+            f"WHEN GROUPING(x.{DIMENSION_COLUMNS[dim]}) = 0 THEN '{dim}'" for dim in dims))
+        value = f"coalesce({', '.join(f'x.{col}' for col in columns)})"
+    where = _facts_where(args, scope, spans.lo, spans.hi, filters)
+    sql = f"""
+        WITH g AS (
+            SELECT GROUPING(x.bucket) AS no_bucket, GROUPING(x.link_id) AS no_link,
+                   x.bucket, {dim_of_set} AS dim, {value} AS value,
+                   sum(x.clicks)::bigint AS clicks, sum(x.human_clicks)::bigint AS human
+            FROM (SELECT {_bucket(args, bounds, 'f.hour')} AS bucket,
+                         f.link_id, {", ".join(f"f.{col}" for col in columns) or "NULL"},
+                         f.clicks, CASE WHEN f.bot THEN 0 ELSE f.clicks END AS human_clicks
+                  FROM stats_facts f WHERE {where}) x
+            GROUP BY GROUPING SETS ({sets}))
+        SELECT 'bucket' AS kind, bucket AS n, NULL AS value, clicks, human
+        FROM g WHERE no_bucket = 0
+        UNION ALL
+        SELECT 'links', count(*), NULL, 0, 0 FROM g WHERE no_link = 0
+        UNION ALL
+        SELECT dim, rank, value, clicks, 0 FROM (
+            SELECT dim, value, clicks,
+                   row_number() OVER (PARTITION BY dim ORDER BY clicks DESC, value) AS rank
+            FROM g WHERE dim IS NOT NULL AND value IS NOT NULL AND clicks > 0) ranked
+        WHERE rank <= {args(limit)}"""
+    if scope.link_id is not None:  # a link's facts: a few rows, no memory to add
+        rows = await conn.fetch(sql, *args.values)
+    else:
+        async with conn.transaction():
+            # SET LOCAL: the rest of the pool's statements keep the server's default.
+            await conn.execute(f"SET LOCAL work_mem = '{FACTS_WORK_MEM}'")
+            rows = await conn.fetch(sql, *args.values)
+    buckets: dict[int, tuple[int, int]] = {}
+    ranked: dict[str, list[tuple[int, str, int]]] = {dim: [] for dim in dims}
+    links = 0
+    for row in rows:
+        if row["kind"] == "bucket":
+            buckets[row["n"]] = (row["clicks"], row["human"])
+        elif row["kind"] == "links":
+            links = row["n"]
+        else:
+            ranked[row["kind"]].append((row["n"], row["value"], row["clicks"]))
+    tops = {dim: [(value, clicks) for _, value, clicks in sorted(values)]
+            for dim, values in ranked.items()}
+    return FactsAnswer(buckets, tops, links)
+
+
+async def filtered_previous(conn: Any, scope: Scope, lo: datetime, hi: datetime,
+                            filters: Filters) -> tuple[int, int, int]:
+    """(clicks, human clicks, distinct links clicked) of a filtered previous period."""
+    args = _Args()
+    row = await conn.fetchrow(
+        f"""SELECT coalesce(sum(f.clicks), 0)::bigint AS clicks,
+                   coalesce(sum(f.clicks) FILTER (WHERE NOT f.bot), 0)::bigint AS human,
+                   count(DISTINCT f.link_id) AS links
+            FROM stats_facts f WHERE {_facts_where(args, scope, lo, hi, filters)}""",
+        *args.values)
+    return row["clicks"], row["human"], row["links"]
 
 
 def _ranked(source: str, args: _Args, limit: int) -> str:
@@ -503,23 +590,14 @@ def _clicked_on(args: _Args, spans: Spans) -> str:
                        for a, b in spans.days)
 
 
-async def clicked_links(conn: Any, domain_id: int, periods: list[Spans], filters: Filters
-                        ) -> list[int]:
+async def clicked_links(conn: Any, domain_id: int, periods: list[Spans]) -> list[int]:
     """How many distinct links of the domain were clicked in each of ``periods``. A
     period with whole days counts in one pass over the domain's links (one row each): a
     link counts when one of the days it was clicked on is a whole day of the period, or
     when it has clicks in the hours of the period's cut days. A period of cut days only
     (today, say) counts the distinct links of its hours' facts directly: hashing those
-    once costs less than looking every link of the domain up in them."""
-    if not filters.empty:
-        counts = []
-        for spans in periods:
-            args = _Args()
-            where = _facts_where(args, Scope(domain_id), spans.lo, spans.hi, filters)
-            counts.append(await conn.fetchval(
-                f"SELECT count(DISTINCT f.link_id) FROM stats_facts f WHERE {where}",
-                *args.values))
-        return counts
+    once costs less than looking every link of the domain up in them. Unfiltered
+    (filtered: :func:`filtered_period`, :func:`filtered_previous`)."""
     args = _Args()
     domain = args(domain_id)
 
