@@ -196,9 +196,12 @@ def next_bucket(start: datetime, interval: str, tz: tzinfo) -> datetime:
 
 
 def chart_buckets(window: Window, interval: str, limit: int) -> list[datetime]:
-    """Every bucket start from the one holding ``window.start`` up to ``window.end``."""
-    lo, hi = hour_range(window.start, window.end)
-    current = bucket_start(lo, interval, window.tz)
+    """Every bucket start from the one holding ``window.start`` up to the end of the
+    period's hours. (From the bucket of ``window.start`` itself, not of its UTC hour: in
+    a zone whose midnight falls inside an hour, India at :30, "today" by day is one
+    bucket, not yesterday's too for the hour that holds the midnight.)"""
+    hi = hour_range(window.start, window.end)[1]
+    current = bucket_start(window.start, interval, window.tz)
     buckets: list[datetime] = []
     while current < hi:
         buckets.append(current)
@@ -241,11 +244,23 @@ def bucket_bounds(buckets: list[datetime], interval: str, tz: tzinfo) -> list[da
     return [ceil_hour_utc(b) for b in ends]
 
 
+def chart_bounds(window: Window, buckets: list[datetime], interval: str) -> list[datetime]:
+    """:func:`bucket_bounds` of the chart of ``window``, with the outer two at the
+    period's own hours (:func:`hour_range`): the chart then holds exactly the hours the
+    period reads. The first bucket starts with the hour holding a midnight at :30 that
+    the period reads, and a period that starts inside a bucket (a custom start at 14:00,
+    by day) leaves that bucket's earlier hours to the previous period (bucket 0)."""
+    bounds = bucket_bounds(buckets, interval, window.tz)
+    if bounds:
+        bounds[0], bounds[-1] = hour_range(window.start, window.end)
+    return bounds
+
+
 def chart(hourly: Iterable[tuple[datetime, int]], window: Window, interval: str,
           limit: int) -> list[tuple[datetime, int]]:
     """Hourly UTC counts summed into the caller's buckets, empty buckets included."""
     buckets = chart_buckets(window, interval, limit)
-    bounds = bucket_bounds(buckets, interval, window.tz)
+    bounds = chart_bounds(window, buckets, interval)
     sums = [0] * len(buckets)
     for hour, clicks in hourly:
         i = bisect_right(bounds, hour) - 1

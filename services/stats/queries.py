@@ -299,7 +299,7 @@ def _hours_only(spans: Spans) -> Spans:
 
 def _bucket(args: _Args, bounds: list[datetime], at: str = "x.t") -> str:
     """The chart bucket of ``at``: 1 for the first (``bounds`` from
-    ``periods.bucket_bounds``); 0 for rows before the first bucket (a previous period)."""
+    ``periods.chart_bounds``); 0 for rows before the first bucket (a previous period)."""
     placeholder = args(bounds[:-1] or [datetime(1970, 1, 1, tzinfo=UTC)])
     return f"width_bucket({at}, {placeholder}::timestamptz[])"
 

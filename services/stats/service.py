@@ -24,8 +24,8 @@ from services.stats.models import (
 from services.stats.periods import (
     PeriodError,
     Window,
-    bucket_bounds,
     change,
+    chart_bounds,
     chart_buckets,
     default_interval,
     hour_range,
@@ -169,7 +169,7 @@ def _chart(reading: _Reading, interval: str, limits: Limits
         buckets = chart_buckets(window, interval, limits.chart_points)
     except PeriodError as exc:
         raise BadRequest(str(exc)) from None
-    bounds = bucket_bounds(buckets, interval, window.tz)
+    bounds = chart_bounds(window, buckets, interval)
     return buckets, bounds, split(reading.spans.lo, reading.spans.hi, bounds, data=reading.data)
 
 

@@ -16,6 +16,7 @@ from services.stats.periods import (
     bucket_bounds,
     bucket_start,
     chart,
+    chart_bounds,
     chart_buckets,
     hour_range,
     period_window,
@@ -72,11 +73,15 @@ def test_examples() -> None:
 
 def reference_chart(hourly_counts: list[tuple[datetime, int]], buckets: list[datetime],
                     interval: str, tz: object) -> list[int]:
-    """The definition: an hour belongs to the bucket holding its start."""
+    """The definition: an hour of the period belongs to the bucket holding its start;
+    the period's first hour, when it starts before the first bucket (a midnight at :30
+    inside it), to the first bucket."""
     index = {b.astimezone(UTC): i for i, b in enumerate(buckets)}
     sums = [0] * len(buckets)
     for hour, clicks in hourly_counts:
         i = index.get(bucket_start(hour, interval, tz).astimezone(UTC))  # type: ignore[arg-type]
+        if i is None and buckets and hour < buckets[0]:
+            i = 0
         if i is not None:
             sums[i] += clicks
     return sums
@@ -93,9 +98,9 @@ def test_bounds_put_every_hour_in_its_bucket(
     buckets = chart_buckets(window, interval, 10_000)
     expected = reference_chart(counts, buckets, interval, tz)
     assert [y for _, y in chart(counts, window, interval, 10_000)] == expected
-    bounds = bucket_bounds(buckets, interval, tz)  # type: ignore[arg-type]
+    bounds = chart_bounds(window, buckets, interval)
     assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
-    assert bounds[0] <= lo and bounds[-1] >= hi
+    assert bounds[0] == lo and bounds[-1] == hi  # the chart holds the period's hours
     # Summing the rows of split(lo, hi, bounds) per bucket gives the same chart.
     spans = split(lo, hi, bounds)
     by_day: dict[date, int] = {}
@@ -111,6 +116,22 @@ def test_bounds_put_every_hour_in_its_bucket(
             start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
             sums[sum(b <= start for b in bounds[:-1]) - 1] += by_day.get(day, 0)
     assert sums == expected
+
+
+def test_a_day_of_a_half_hour_zone_is_one_bucket_holding_all_its_hours() -> None:
+    """India's midnight is 18:30 UTC: "today" reads the UTC hours from 18:00, and its
+    chart by day is today alone, the 18:00 hour included (not also yesterday's bucket
+    for that hour, nor that hour left to the previous period)."""
+    kolkata = ZoneInfo("Asia/Kolkata")
+    window = period_window("today", datetime(2026, 11, 21, 12, tzinfo=UTC), kolkata)
+    lo, hi = hour_range(window.start, window.end)
+    assert lo == datetime(2026, 11, 20, 18, tzinfo=UTC)
+    buckets = chart_buckets(window, "day", 10_000)
+    assert buckets == [datetime(2026, 11, 21, tzinfo=kolkata)]
+    assert chart_bounds(window, buckets, "day") == [lo, hi]
+    assert chart([(lo, 3), (hi - HOUR, 4)], window, "day", 10_000) == [(buckets[0], 7)]
+    last30 = period_window("last30", datetime(2026, 11, 21, 12, tzinfo=UTC), kolkata)
+    assert len(chart_buckets(last30, "day", 10_000)) == 30
 
 
 def test_hour_bounds_across_the_repeated_hour_are_distinct() -> None:
