@@ -127,6 +127,23 @@ async def test_time_zone_boundary(api: Client, db: asyncpg.Pool, tenant: Tenant)
         {"x": "2026-01-10T00:00:00+01:00", "y": 0}, {"x": "2026-01-11T00:00:00+01:00", "y": 1}]
 
 
+async def test_a_period_starting_inside_a_chart_bucket(
+    api: Client, db: asyncpg.Pool, tenant: Tenant
+) -> None:
+    """A custom period from 14:00 charted by day: the clicks of that day's morning belong
+    to the previous period, not to the period's first bucket."""
+    link, id_string = await make_link(db, tenant)
+    start = datetime(2026, 1, 10, 14, tzinfo=UTC)
+    await write(db, [click(link, tenant.domain_id, ts=start - timedelta(hours=3, minutes=30)),
+                     click(link, tenant.domain_id, ts=start + timedelta(hours=9))])
+    ms = int(start.timestamp() * 1000)
+    body = await get(api, tenant, f"/statistics/link/{id_string}", period="custom", tz="UTC",
+                     startDate=str(ms), endDate=str(ms + 86_400_000),
+                     clicksChartInterval="day", skipTops="true")
+    assert body["totalClicks"] == 1 and body["totalClicksChange"] == "0.00"
+    assert [p["y"] for p in body["clickStatistics"]["datasets"][0]["data"]] == [1, 0]
+
+
 async def test_breakdowns_filters_and_domain_endpoints(
     api: Client, db: asyncpg.Pool, tenant: Tenant
 ) -> None:
