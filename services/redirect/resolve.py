@@ -153,7 +153,8 @@ class Resolver:
         self.links: RecordCache[LinkRecord] = RecordCache(settings.cache_size, ttl, negative)
         self.redis = client
         self.breaker = Breaker(settings.breaker_failures,
-                               settings.breaker_cooldown.total_seconds())
+                               settings.breaker_cooldown.total_seconds(),
+                               trial_wait=settings.redis_timeout.total_seconds())
         self.batcher = MGetBatcher.for_client(client, settings.redis_batch_max,
                                               settings.redis_batches_in_flight,
                                               settings.redis_timeout.total_seconds())
@@ -236,7 +237,7 @@ class Resolver:
         since = RecordCache.stamp()
         link_raw: bytes | None = None
         redis_ok = False
-        if self.breaker.allow():
+        if self.breaker.allow() or await self.breaker.trial_outcome():
             try:
                 (link_raw,) = await self.batcher.mget((lkey,))
                 self.breaker.success()
@@ -257,7 +258,7 @@ class Resolver:
         keys = (dkey, exact_key) if folded == path else (dkey, exact_key, folded_key)
         replies: list[bytes | None] = [None, None, None]
         redis_ok = False
-        if self.breaker.allow():
+        if self.breaker.allow() or await self.breaker.trial_outcome():
             try:
                 replies = await self.batcher.mget(keys)
                 self.breaker.success()

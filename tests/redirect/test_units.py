@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from ipaddress import ip_network
 
 import pytest
@@ -145,6 +146,27 @@ def test_breaker_opens_and_half_opens() -> None:
     slow = Breaker(failures=1, cooldown=60)
     slow.failure()
     assert not slow.allow()
+
+
+async def test_breaker_waiters_ride_the_trial() -> None:
+    """Lookups arriving during the half-open trial wait for it (bounded) rather than all
+    going to the fallback: True once it finds Redis back, False when it fails."""
+    breaker = Breaker(failures=1, cooldown=0.0, trial_wait=0.05)
+    breaker.failure()
+    assert await breaker.trial_outcome() is False  # no trial under way
+    assert breaker.allow()  # the trial
+    waiters = [asyncio.ensure_future(breaker.trial_outcome()) for _ in range(3)]
+    await asyncio.sleep(0)
+    breaker.success()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    breaker.failure()
+    assert breaker.allow()
+    waiter = asyncio.ensure_future(breaker.trial_outcome())
+    await asyncio.sleep(0)
+    breaker.failure()
+    assert await waiter is False and breaker.is_open
+    assert breaker.allow()  # cooldown 0: the next trial, which never settles here
+    assert await breaker.trial_outcome() is False  # the wait is bounded (trial_wait)
 
 
 def test_token_bucket() -> None:
