@@ -156,6 +156,32 @@ async def test_concurrent_lookups_share_redis_round_trips(
         await client.close()
 
 
+async def test_lookups_during_the_breaker_trial_ride_it_once_redis_is_back(
+    migrated: StackEnv, tmp_path: Path, topic: str, db: asyncpg.Pool,
+    redis_client: aioredis.Redis, tenant: Tenant,
+) -> None:
+    """Redis is back after an outage: the lookups that arrive with the half-open trial
+    wait for it and read Redis too, instead of all but one falling back to Postgres."""
+    links = [await add_link(db, redis_client, tenant) for _ in range(40)]
+    settings = settings_for(tmp_path, clicks_topic=topic, breaker_cooldown=0)
+    client, edge = await start(settings)
+    try:
+        resolver = edge.resolver
+        await resolver.lookup(tenant.hostname, links[0].path)  # the domain, cached
+        for _ in range(settings.breaker_failures):  # as an outage leaves it
+            resolver.breaker.failure()
+        assert resolver.breaker.is_open
+        before = resolver.db_lookups
+        results = await asyncio.gather(
+            *(resolver.lookup(tenant.hostname, link.path) for link in links[1:]))
+        assert all(found is not None and found.link_id == link.link_id
+                   for (_, found), link in zip(results, links[1:], strict=True))
+        assert resolver.db_lookups == before  # none of the 39 went to Postgres
+        assert not resolver.breaker.is_open
+    finally:
+        await client.close()
+
+
 async def test_changed_or_deleted_link_within_the_bound(
     migrated: StackEnv, tmp_path: Path, topic: str, db: asyncpg.Pool,
     redis_client: aioredis.Redis, tenant: Tenant,
