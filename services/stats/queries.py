@@ -338,10 +338,9 @@ FACTS_WORK_MEM = "16MB"
 
 @dataclass(frozen=True)
 class FactsAnswer:
-    """A filtered period's sums: {chart bucket: (clicks, human clicks)} (see
-    :func:`_bucket`: bucket 0 holds hours before the first bucket, counted with the
-    previous period), the top values of each dimension asked for, and how many distinct
-    links were clicked."""
+    """A filtered period's sums: {chart bucket: (clicks, human clicks)} (1-based, see
+    :func:`_bucket`; the chart's bounds hold exactly the period's hours), the top values
+    of each dimension asked for, and how many distinct links were clicked."""
 
     buckets: dict[int, tuple[int, int]]
     tops: dict[str, list[tuple[str, int]]]

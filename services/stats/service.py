@@ -232,12 +232,10 @@ async def _filtered_previous(conn: Any, scope: Scope, stats: _Statistics
 
 
 def _filtered(period: queries.FactsAnswer, previous: tuple[int, int, int] | None) -> _Sums:
-    buckets = dict(period.buckets)
     if previous is None:
-        return _Sums(buckets, period.tops, [period.links])
-    clicks, human = buckets.get(0, (0, 0))
-    buckets[0] = (clicks + previous[0], human + previous[1])
-    return _Sums(buckets, period.tops, [period.links, previous[2]])
+        return _Sums(period.buckets, period.tops, [period.links])
+    clicks, human, links = previous
+    return _Sums({**period.buckets, 0: (clicks, human)}, period.tops, [period.links, links])
 
 
 def _answer(stats: _Statistics, sums: _Sums) -> dict[str, Any]:
