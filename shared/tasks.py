@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+T = TypeVar("T")
 
 
 async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
@@ -18,6 +19,24 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def finish_then_cancel(work: Coroutine[Any, Any, T]) -> T:
+    """Runs ``work`` to its end even if the caller is cancelled meanwhile; the
+    cancellation is raised once it has ended.
+
+    For work that must not be cut in half: a batch of events already taken from memory
+    and being written to disk is in neither place if the write's awaiting task is
+    cancelled (at shutdown, say), and a write that goes on in its thread while nobody
+    awaits it is not counted."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        raise
 
 
 def background_task_ctx(

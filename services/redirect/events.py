@@ -59,7 +59,7 @@ from aiokafka.partitioner import murmur2
 from services.redirect.clicks import Draft, Encoder
 from services.redirect.settings import Settings
 from services.redirect.spool import Spool
-from shared.tasks import cancel_and_wait
+from shared.tasks import cancel_and_wait, finish_then_cancel
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,8 @@ class ClickEmitter:
             await asyncio.sleep(_HOUSEKEEPING_INTERVAL)
             if self._overflow:
                 batch, self._overflow = self._overflow, []
-                await self._spool(self._encode(batch))
+                # Taken from memory: cut off by the shutdown's cancel, it would be lost.
+                await finish_then_cancel(self._spool(self._encode(batch)))
             elif self.spool.sync_due:
                 async with self._spool_lock:
                     try:

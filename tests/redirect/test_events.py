@@ -18,7 +18,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from services.redirect.events import ClickEmitter, fail_pending, pace_metadata_retries
+from services.redirect.spool import Spool
 from shared.kafka_admin import ensure_topics
+from shared.tasks import cancel_and_wait
 from tests.conftest import StackEnv, Tenant
 from tests.faults.support import topic_event_ids
 from tests.helpers import eventually
@@ -140,3 +142,37 @@ async def test_a_draft_that_cannot_be_encoded_costs_only_itself(tmp_path: Path) 
     drafts: Any = [(0.0, link_id, "p", (), ()) for link_id in (1, 13, 2)]
     assert emitter._encode(drafts) == [(1, b'{"link_id":1}'), (2, b'{"link_id":2}')]
     assert emitter.dropped == 1
+
+
+async def test_overflow_taken_from_memory_is_spooled_even_when_cancelled(
+        tmp_path: Path) -> None:
+    """The shutdown cancels the housekeeping task; if that lands while it writes the
+    overflow it has already taken (here: waiting for the spool lock, which the sender
+    holds while it spools the queue), the write still ends and is counted. A fresh-clone
+    CI run once lost 50 such events."""
+
+    class Plain:
+        def encode_many(self, drafts: list[Any]) -> list[tuple[int, bytes]]:
+            return [(draft[1], b'{"link_id":%d}' % draft[1]) for draft in drafts]
+
+    emitter = ClickEmitter(settings_for(tmp_path, event_queue_size=0), cast(Any, Plain()))
+    for link_id in range(50):
+        emitter.emit(cast(Any, (0.0, link_id, "p", (), ())))
+    assert emitter.queued == 50  # all in the overflow: the queue holds none
+
+    async with emitter._spool_lock:  # the sender, spooling the queue
+        housekeeping = asyncio.create_task(emitter.run_housekeeping())
+        await eventually(lambda: _overflow(emitter), lambda n: n == 0, timeout=5)
+        stopping = asyncio.create_task(cancel_and_wait(housekeeping))
+        await asyncio.sleep(0.05)
+        assert not stopping.done()  # it waits for the write it started
+    await stopping
+    assert housekeeping.cancelled()
+    assert (emitter.spooled, emitter.dropped) == (50, 0)
+    emitter.spool.seal()
+    claimed = emitter.spool.claim()
+    assert claimed is not None and len(Spool.read(claimed)[0]) == 50
+
+
+async def _overflow(emitter: ClickEmitter) -> int:
+    return len(emitter._overflow)
