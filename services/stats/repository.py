@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -27,9 +28,37 @@ _CLICK_TYPES = {
     "event_id": "uuid", "ts": "timestamptz", "link_id": "bigint", "domain_id": "bigint",
     "bot": "boolean", "combo": "bigint",
 }
-_UNNEST = ", ".join(
-    f"${i}::{_CLICK_TYPES.get(name, 'text')}[]" for i, name in enumerate(CLICK_COLUMNS, 1)
-)
+# The text columns travel as one string each, their values joined by a separator that
+# Postgres splits again (string_to_array), rather than as text[] arrays: asyncpg checks
+# every array element against three collections.abc classes before encoding it, about a
+# third of a microsecond per value. For the ~16 text columns of a click, the consumer's
+# CPU for a batch's write went from 6.9 to 3.6 us per event (measured on 2,500-event
+# batches); that CPU is shared with Postgres on a small machine. A column whose values
+# contain a separator or the NULL marker goes as an array, exactly as before.
+_SEPARATOR, _NULL = "\x1f", "\x1e"
+_PACKABLE = frozenset(name for name in CLICK_COLUMNS if name not in _CLICK_TYPES)
+
+
+def _unnest(packed: tuple[bool, ...]) -> str:
+    return ", ".join(
+        f"string_to_array(${i}, E'\\x1f', E'\\x1e')" if is_packed  # _SEPARATOR, _NULL
+        else f"${i}::{_CLICK_TYPES.get(name, 'text')}[]"
+        for i, (name, is_packed) in enumerate(zip(CLICK_COLUMNS, packed, strict=True), 1)
+    )
+
+
+def pack_text(column: list[str | None]) -> str | None:
+    """The column's values as one string for :func:`_unnest`'s ``string_to_array``, or
+    None when that would not give them back exactly (a value holding a separator or the
+    NULL marker; a single empty string, which splits into no element at all)."""
+    nones = column.count(None)
+    text = _SEPARATOR.join([_NULL if v is None else v for v in column])
+    if (text.count(_SEPARATOR) != len(column) - 1 or text.count(_NULL) != nones
+            or not text):
+        return None
+    return text
+
+
 # Every row of one combination has the same dimension values: min() just picks them.
 _FIRST_FACTS = ", ".join(f"min({col}) AS {col}" for col in DIMENSION_COLUMNS.values())
 _DIM_VALUES = ", ".join(f"('{dim}', c.{col})" for dim, col in DIMENSION_COLUMNS.items())
@@ -67,10 +96,12 @@ def _add(*columns: str) -> str:
 # BY makes each upsert lock its rows in key order: partitions are written by concurrent
 # transactions that share a domain's rows, and with one lock order they can wait for
 # each other but not deadlock.
-WRITE_CLICKS_SQL = f"""
+@functools.lru_cache(maxsize=64)  # one per mix of packed columns: almost always one
+def _write_clicks_sql(packed: tuple[bool, ...]) -> str:
+    return f"""
 WITH new AS (
     INSERT INTO stats_clicks ({", ".join(CLICK_COLUMNS)})
-    SELECT * FROM unnest({_UNNEST})
+    SELECT * FROM unnest({_unnest(packed)})
     ON CONFLICT (link_id, ts, event_id) DO NOTHING
     RETURNING link_id, domain_id, date_trunc('hour', ts, 'UTC') AS hour, {_FACT_COLUMNS},
               bot, visitor, combo, ts
@@ -189,11 +220,19 @@ async def write_clicks(conn: Any, columns: list[list[Any]]) -> int:
     many were new."""
     if not columns[0]:
         return 0
-    # A column without a value in any row (no UTM tags in the batch, say) goes as one
-    # NULL: unnest pads it with NULLs, and the driver need not encode every None.
-    args = [None if column[0] is None and column.count(None) == len(column) else column
-            for column in columns]
-    inserted: int = await conn.fetchval(WRITE_CLICKS_SQL, *args)
+    args: list[Any] = []
+    packed: list[bool] = []
+    for name, column in zip(CLICK_COLUMNS, columns, strict=True):
+        if column[0] is None and column.count(None) == len(column):
+            # No value in any row (no UTM tags in the batch, say): one NULL, which
+            # unnest pads with NULLs.
+            args.append(None)
+            packed.append(name in _PACKABLE)
+            continue
+        text = pack_text(column) if name in _PACKABLE else None
+        args.append(column if text is None else text)
+        packed.append(text is not None)
+    inserted: int = await conn.fetchval(_write_clicks_sql(tuple(packed)), *args)
     return inserted
 
 
