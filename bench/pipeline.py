@@ -223,8 +223,10 @@ def render(results: PipelineResults, cfg: BenchConfig, report: Report) -> None:
         f"`python -m bench.producer` process(es) in "
         f"{results.produce_seconds:.1f} s "
         f"({results.events / max(results.produce_seconds, 1e-9):,.0f} events/s, acks=all, "
-        "zstd like the redirect's producer), spread over the bench domain's links and 90 "
-        "days, each with a visitor hash (from 100,000 visitors) as the edge sends.",
+        "zstd like the redirect's producer), spread over the bench domain's links and, in "
+        "time order, the last 90 days (as a partition holds a backlog: a batch covers a "
+        "stretch of time), each with a visitor hash (from 100,000 visitors) as the edge "
+        "sends.",
         "Each run: the stats tables emptied, a fresh consumer group reading from the topic's "
         f"start; capped at {results.cap_seconds:.0f} s (what is left of the 10-minute "
         "budget, shared by the runs). A run that hit the cap reports the rate of what it had "

@@ -5,9 +5,9 @@
 Events are valid ``shared.events.ClickEvent`` JSON (one is built and validated by the
 schema; the rest vary its id, time and link with a template, which is what lets one
 Python process put a million events on the topic in reasonable time), spread over the
-given links and the last ``--days`` days, keyed by link id like the redirect's. Each
-carries a visitor hash, as the edge's events do (drawn from a pool of visitors), so the
-consumer's unique-visitor writes are part of what is measured.
+given links and, in time order, the last ``--days`` days, keyed by link id like the
+redirect's. Each carries a visitor hash, as the edge's events do (drawn from a pool of
+visitors), so the consumer's unique-visitor writes are part of what is measured.
 """
 
 from __future__ import annotations
@@ -66,8 +66,11 @@ async def produce(bootstrap: str, topic: str, count: int, links: list[int], doma
     visitors = [f"{rng.getrandbits(128):032x}" for _ in range(_VISITORS)]
     ClickEvent.from_bytes(render(template, link=links[0], ts=datetime.now(UTC), agent=2,
                                  country="DE", visitor=visitors[0]))  # still valid events
-    now = datetime.now(UTC)
-    span = days * 86400
+    # In time order over the last ``days``, as a partition holds a backlog: the edge
+    # stamps each event when it sends it, so a batch covers a stretch of time (and
+    # touches that stretch's hourly and daily rows), never random instants of months.
+    start = datetime.now(UTC) - timedelta(days=days)
+    step = days * 86400 / max(count, 1)
     # zstd: what the redirect's producer sends by default.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=20,
@@ -78,7 +81,7 @@ async def produce(bootstrap: str, topic: str, count: int, links: list[int], doma
         pending = []
         for i in range(count):
             link = links[i % len(links)]
-            value = render(template, link=link, ts=now - timedelta(seconds=rng.randrange(span)),
+            value = render(template, link=link, ts=start + timedelta(seconds=step * i),
                            agent=i % 3, country=_COUNTRIES[i % len(_COUNTRIES)],
                            visitor=visitors[rng.randrange(_VISITORS)])
             pending.append(await producer.send(topic, value=value, key=str(link).encode()))
