@@ -36,8 +36,9 @@ Counters: every accepted event is counted once, as ``sent`` (acknowledged by Kaf
 it) or ``dropped`` (the spool could not be written either: disk full, directory
 unwritable; or, a bug, logged, the event could not be encoded). A batch spooled after
 the bound that Kafka then acknowledges late counts as spooled and is delivered again by
-the replay: the stats consumer keeps the first copy only, by event id (the primary key
-of its raw click table, whose rows it keeps ``raw_click_retention``, 30 days).
+the replay: the stats consumer keeps the first copy only, by its unique key on (link id,
+time, event id), all three fixed when the edge makes the event (raw clicks are kept
+``raw_click_retention``, 30 days).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 
 import iptocc
 import maxminddb
+from aiohttp import hdrs
 
 Network = IPv4Network | IPv6Network
 
@@ -68,13 +69,18 @@ class ProxyTrust:
 
     def __init__(self, networks: Sequence[Network]) -> None:
         self._networks = tuple(networks)
-        # False: no proxy is trusted, every client IP is the peer (no header to read).
-        self.active = bool(self._networks)
 
     def trusts(self, ip: str | None) -> bool:
         if not self._networks or ip is None:
             return False
         return _is_in(ip, self._networks)
+
+    def client_ip_of(self, peer: str | None, headers: Mapping[str, str]) -> str | None:
+        """:meth:`client_ip` of a request: X-Forwarded-For is read only when a proxy is
+        trusted (without one, every visit's client is its peer: a header lookup less)."""
+        if not self._networks:
+            return peer
+        return self.client_ip(peer, headers.get(hdrs.X_FORWARDED_FOR))
 
     def client_ip(self, peer: str | None, forwarded_for: str | None) -> str | None:
         """The peer, or, behind trusted proxies, the first untrusted X-Forwarded-For hop

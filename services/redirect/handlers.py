@@ -66,9 +66,7 @@ async def redirect(request: web.Request) -> web.StreamResponse:
     edge = request.app[EDGE]
     headers = request.headers
     peer = request.remote
-    trust = edge.trust
-    client_ip = trust.client_ip(peer, headers.get(hdrs.X_FORWARDED_FOR)) if trust.active \
-        else peer
+    client_ip = edge.trust.client_ip_of(peer, headers)
     raw_path = request.raw_path
     request_key = (request.host, raw_path)
     hot = edge.answers.get(request_key, edge.resolver.epoch)
@@ -107,7 +105,7 @@ async def redirect(request: web.Request) -> web.StreamResponse:
         edge.counters.count(missing.outcome)
         return _render(missing, link, domain, request)
     now = time()
-    raw_query = query_of(raw_path) if "?" in raw_path else ""
+    raw_query = query_of(raw_path)
     user_agent = headers.get(hdrs.USER_AGENT, "")
     place = edge.geo.locate(peer, client_ip, headers)
     memoisable = not raw_query or link.skip_qs
@@ -265,7 +263,7 @@ async def unlock(request: web.Request) -> web.StreamResponse:
     now = time()
     if domain is None or link is None or not link.password_hash or is_gone(link, now):
         return await redirect(request)  # nothing to unlock: answer as a visit would
-    client_ip = edge.trust.client_ip(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
+    client_ip = edge.trust.client_ip_of(request.remote, request.headers)
     attempts = await _attempt(edge, f"{link.link_id}:{client_ip}")
     if attempts > edge.settings.password_attempts:
         edge.counters.count("password_limited")

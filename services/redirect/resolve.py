@@ -90,6 +90,8 @@ def path_of(raw_path: str) -> str:
 def query_of(raw_path: str) -> str:
     """The raw query string of a request target (what ``URL.raw_query_string`` gives,
     without parsing the whole URL for it)."""
+    if "?" not in raw_path:  # most visits: nothing to split
+        return ""
     _, _, query = raw_path.partition("?")
     return query.partition("#")[0] if "#" in query else query
 

@@ -225,7 +225,8 @@ async def write_clicks(conn: Any, columns: list[list[Any]]) -> int:
     for name, column in zip(CLICK_COLUMNS, columns, strict=True):
         if column[0] is None and column.count(None) == len(column):
             # No value in any row (no UTM tags in the batch, say): one NULL, which
-            # unnest pads with NULLs.
+            # unnest pads with NULLs. Either form takes it; the usual one keeps the
+            # statement's text (and its prepared plan) the same from batch to batch.
             args.append(None)
             packed.append(name in _PACKABLE)
             continue

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from services.redirect.breaker import Breaker
 from services.redirect.cache import RecordCache
 from services.redirect.geo import ProxyTrust, region_code
-from services.redirect.resolve import TokenBucket, hostname_of, path_of
+from services.redirect.resolve import TokenBucket, hostname_of, path_of, query_of
 from services.redirect.rules import Outcome, Visit, decide
 from services.redirect.unlock import AttemptLimiter, make_token, token_valid
 from services.redirect.urls import add_utm, pass_query, safe_location
@@ -183,6 +183,14 @@ def test_geo_helpers() -> None:
     assert trust.client_ip("8.8.8.8", "1.2.3.4") == "8.8.8.8"  # untrusted peer
     assert trust.client_ip("10.1.1.1", "evil, 5.6.7.8") == "5.6.7.8"
     assert trust.client_ip("10.1.1.1", "not-an-ip") == "10.1.1.1"
+    forwarded = {"X-Forwarded-For": "1.2.3.4"}
+    assert trust.client_ip_of("10.1.1.1", forwarded) == "1.2.3.4"
+    assert ProxyTrust([]).client_ip_of("10.1.1.1", forwarded) == "10.1.1.1"  # none trusted
+
+
+def test_query_of() -> None:
+    assert [query_of(t) for t in ("/p", "/p?a=1&b", "/p?a=1#frag", "/p?")] == [
+        "", "a=1&b", "a=1", ""]
 
 
 def test_mget_packing() -> None:
