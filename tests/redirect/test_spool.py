@@ -60,6 +60,24 @@ def test_spool_takes_over_files_of_dead_processes(tmp_path: Path,
     assert third is not None and Spool.read(third)[0] == [(4, _event(4, 4))]
 
 
+def test_claim_left_by_an_interrupted_replay_is_taken_again_by_the_same_process(
+        tmp_path: Path) -> None:
+    """A replay cancelled mid-file (at shutdown) leaves its ``.replaying`` claim and offset
+    behind. Our own pid counts as not alive, so the next replay of this process takes
+    the claim again and resumes after the offset, as another process would."""
+    one, two = _event(1, 1), _event(2, 2)
+    spool = Spool(tmp_path)
+    spool.append([one, two])
+    spool.seal()
+    claimed = spool.claim()
+    assert claimed is not None
+    _, ends = Spool.read(claimed)
+    Spool.advance(claimed, ends[0])  # the first event was acknowledged, then cancelled
+    again = Spool(tmp_path).claim()
+    assert again == claimed
+    assert Spool.read(again) == ([(2, two)], ends[1:])
+
+
 def test_unreadable_line_is_skipped_and_resume_offsets_stay_exact(tmp_path: Path) -> None:
     good, bad, last = _event(5, 1), b"not json", _event(6, 2)
     path = tmp_path / f"{1:020d}-999999999.ready"
