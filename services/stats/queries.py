@@ -50,18 +50,18 @@ class Filters:
                 and self.include_links is None and self.exclude_links is None)
 
 
-# Every connection of the stats pool starts with these (services.stats.app; the pool's
-# reset on release returns to them): the answers' statements are short, and the
-# planner's defaults cost them more than they save. A generic plan (chosen after five
-# runs of a prepared statement) knows neither the domain nor the ranges and scans whole
-# tables; JIT compiles for tens of ms; parallel workers start processes that two cores
-# have no room for. The rollups a read touches are expected in memory, so an index
-# scan's page costs about what a sequential one does (random_page_cost 1.1, as for
-# SSDs): with the default 4, a month of a domain holding a quarter of stats_link_monthly
-# was read by a sequential scan of every row, and smaller shares by bitmap scans some
-# 20 % slower than the index scans they stand for. The consumer's batch write, on the
-# same pool, costs no more per event with them (measured; its plan is the same with
-# random_page_cost 1.1).
+# Every connection of the stats pool starts with these (services.stats.app; nothing
+# changes them later, see shared.resources.keep_session): the answers' statements are
+# short, and the planner's defaults cost them more than they save. A generic plan
+# (chosen after five runs of a prepared statement) knows neither the domain nor the
+# ranges and scans whole tables; JIT compiles for tens of ms; parallel workers start
+# processes that two cores have no room for. The rollups a read touches are expected in
+# memory, so an index scan's page costs about what a sequential one does
+# (random_page_cost 1.1, as for SSDs): with the default 4, a month of a domain holding a
+# quarter of stats_link_monthly was read by a sequential scan of every row, and smaller
+# shares by bitmap scans some 20 % slower than the index scans they stand for. The
+# consumer's batch write, on the same pool, costs no more per event with them (measured;
+# its plan is the same with random_page_cost 1.1).
 READ_SETTINGS = {"plan_cache_mode": "force_custom_plan", "jit": "off",
                  "max_parallel_workers_per_gather": "0", "random_page_cost": "1.1"}
 
