@@ -55,16 +55,16 @@ class Limits:
     chart_points: int
 
 
-async def authorize_domain(conn: Any, who: Principal, domain_id: str) -> int:
-    """The domain's id when this key may read it; 404 otherwise (as if it did not exist)."""
+async def authorize_domain(conn: Any, who: Principal, domain_id: str) -> queries.Domain:
+    """The domain when this key may read it; 404 otherwise (as if it did not exist)."""
     try:
         parsed = int(domain_id)
     except ValueError:
         raise NotFound("Domain not found") from None
-    team = await queries.domain_team(conn, parsed) if 0 < parsed < 2**63 else None
-    if team is None or not who.may_use_domain(parsed, team):
+    domain = await queries.domain(conn, parsed) if 0 < parsed < 2**63 else None
+    if domain is None or not who.may_use_domain(parsed, domain.team_id):
         raise NotFound("Domain not found")
-    return parsed
+    return domain
 
 
 async def authorize_link(conn: Any, who: Principal, id_string: str) -> asyncpg.Record:
@@ -148,9 +148,10 @@ class _Reading:
     data: tuple[datetime | None, datetime | None]  # the scope's first and last clicked hour
 
 
-async def _reading(conn: Any, scope: Scope, query: StatsQuery, now: datetime,
-                   first_data: datetime | None = None) -> _Reading:
-    first, last = await queries.data_hours(conn, scope)
+def _reading(query: StatsQuery, now: datetime, data: tuple[datetime | None, datetime | None],
+             first_data: datetime | None = None) -> _Reading:
+    """``data``: the scope's first and last clicked hour."""
+    first, last = data
     window = _window(query, first if first_data is None else first_data, now)
     lo, hi = hour_range(window.start, window.end)
     previous = None
@@ -197,9 +198,10 @@ class _Sums:
 
 
 async def _statistics(conn: Any, scope: Scope, query: StatsQuery, limits: Limits,
-                      now: datetime) -> _Statistics:
+                      now: datetime, data: tuple[datetime | None, datetime | None]
+                      ) -> _Statistics:
     filters = await filters_of(conn, scope.domain_id, query)
-    reading = await _reading(conn, scope, query, now)
+    reading = _reading(query, now, data)
     interval = query.clicksChartInterval or default_interval(reading.window)
     buckets, bounds, cut = _chart(reading, interval, limits)
     return _Statistics(filters, reading, interval, buckets, bounds, cut)
@@ -263,7 +265,8 @@ async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
     async with pool.acquire() as conn:
         link = await authorize_link(conn, who, id_string)
         scope = Scope(link["domain_id"], link["id"])
-        stats = await _statistics(conn, scope, query, limits, now)
+        stats = await _statistics(conn, scope, query, limits, now,
+                                  await queries.link_data_hours(conn, link["id"]))
         if stats.filters.empty:
             sums = await _unfiltered(conn, scope, stats, query, limits)
         else:
@@ -284,8 +287,9 @@ async def domain_statistics(pool: asyncpg.Pool, who: Principal, domain_id: str,
     RANKING_PARTS)."""
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
-        scope = Scope(await authorize_domain(conn, who, domain_id))
-        stats = await _statistics(conn, scope, query, limits, now)
+        domain = await authorize_domain(conn, who, domain_id)
+        scope = Scope(domain.id)
+        stats = await _statistics(conn, scope, query, limits, now, domain.data)
         if stats.filters.empty:
             sums = await _unfiltered(conn, scope, stats, query, limits)
             reading = stats.reading
@@ -322,10 +326,9 @@ async def link_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
-        reading = await _reading(conn, Scope(domain), query, now,
-                                 first_data=datetime(1970, 1, 1, tzinfo=UTC))
-        known = await queries.links_by_id_strings(conn, domain, ids)
-        clicks = await queries.clicks_of_links(conn, domain, list(known.values()),
+        reading = _reading(query, now, domain.data, first_data=datetime(1970, 1, 1, tzinfo=UTC))
+        known = await queries.links_by_id_strings(conn, domain.id, ids)
+        clicks = await queries.clicks_of_links(conn, domain.id, list(known.values()),
                                                reading.spans)
     return {id_string: clicks.get(link_id, 0) for id_string, link_id in known.items()}
 
@@ -373,16 +376,17 @@ async def _top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQue
     _check_column(query.column)
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
-        filters = await filters_of(conn, domain, query)
-        reading = await _reading(conn, Scope(domain), query, now)
+        filters = await filters_of(conn, domain.id, query)
+        reading = _reading(query, now, domain.data)
         if query.column != "path":
-            values = await queries.breakdowns(conn, Scope(domain), reading.spans,
+            values = await queries.breakdowns(conn, Scope(domain.id), reading.spans,
                                               [query.column], query.limit, filters)
-            return domain, filters, reading, [
+            return domain.id, filters, reading, [
                 (value, clicks, None) for value, clicks in values[query.column]]
-        ids = await queries.link_id_range(conn, domain)
-    links = await _top_links(pool, domain, reading.spans, query.limit, filters, ids)
-    return domain, filters, reading, [(path, clicks, link_id) for link_id, path, clicks in links]
+    links = await _top_links(pool, domain.id, reading.spans, query.limit, filters,
+                             domain.link_ids)
+    return domain.id, filters, reading, [
+        (path, clicks, link_id) for link_id, path, clicks in links]
 
 
 async def top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQuery
@@ -426,7 +430,7 @@ async def last_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
     except PeriodError as exc:
         raise BadRequest(str(exc)) from None
     async with pool.acquire() as conn:
-        domain = await authorize_domain(conn, who, domain_id)
+        domain = (await authorize_domain(conn, who, domain_id)).id
         link_id = None
         if query.linkId is not None:
             link = await authorize_link(conn, who, query.linkId)
@@ -450,7 +454,7 @@ async def clear_domain(pool: asyncpg.Pool, who: Principal, domain_id: str) -> No
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
         async with conn.transaction():
-            await queries.clear_domain(conn, domain)
+            await queries.clear_domain(conn, domain.id)
 
 
 async def clear_link(pool: asyncpg.Pool, who: Principal, id_string: str) -> None:

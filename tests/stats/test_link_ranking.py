@@ -81,8 +81,9 @@ def test_id_parts_cover_every_id_once(lo: int, span: int, parts: int) -> None:
 async def _ranked_in_parts(conn: Any, domain_id: int, spans: Spans, limit: int, parts: int
                            ) -> list[tuple[int, str, int]]:
     """The ranking as the service puts it together from parts of the link ids."""
-    ids = await queries.link_id_range(conn, domain_id)
-    assert ids is not None
+    domain = await queries.domain(conn, domain_id)
+    assert domain is not None and domain.link_ids is not None
+    ids = domain.link_ids
     rows = [row for id_range in id_parts(ids, parts)
             for row in await queries.top_links(conn, domain_id, spans, limit, Filters(),
                                                id_range)]
