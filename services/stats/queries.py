@@ -348,11 +348,12 @@ async def clicks_by_bucket(conn: Any, scope: Scope, current: Spans, previous: Sp
     return {r["bucket"]: (r["clicks"], r["human"]) for r in await conn.fetch(sql, *args.values)}
 
 
-# One grouping set per dimension: a fact row is hashed once into each set's table, where
-# unpivoting it into a (dim, value) row per dimension and grouping those hashed eleven
-# rows per fact (measured on a month of a 1,000,000-click domain filtered to one country,
-# 47,000 facts: 70 ms against 150). The set's dimension is the one GROUPING() says is
-# grouped; its value the one non-NULL column of the row (the others are not grouped).
+# One grouping set per dimension: a fact row is hashed once into each set's table,
+# whereas unpivoting it into a (dim, value) row per dimension and grouping those hashed
+# eleven rows per fact (measured on a month of a 1,000,000-click domain filtered to one
+# country, 47,000 facts: 70 ms against 150). The set's dimension is the one GROUPING()
+# says is grouped; its value the one non-NULL column of the row (the others are not
+# grouped).
 #
 # The sets of a filtered answer's aggregate take some 4 MB on that month (one table per
 # set, each sized by the planner's guess of its groups): below this, the planner sorts

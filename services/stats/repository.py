@@ -37,11 +37,12 @@ _CLICK_TYPES = {
 # contain a separator or the NULL marker goes as an array, exactly as before.
 _SEPARATOR, _NULL = "\x1f", "\x1e"
 _PACKABLE = frozenset(name for name in CLICK_COLUMNS if name not in _CLICK_TYPES)
+_SPLIT_ARGS = ", ".join(f"E'\\x{ord(c):02x}'" for c in (_SEPARATOR, _NULL))
 
 
 def _unnest(packed: tuple[bool, ...]) -> str:
     return ", ".join(
-        f"string_to_array(${i}, E'\\x1f', E'\\x1e')" if is_packed  # _SEPARATOR, _NULL
+        f"string_to_array(${i}, {_SPLIT_ARGS})" if is_packed
         else f"${i}::{_CLICK_TYPES.get(name, 'text')}[]"
         for i, (name, is_packed) in enumerate(zip(CLICK_COLUMNS, packed, strict=True), 1)
     )

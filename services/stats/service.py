@@ -278,6 +278,34 @@ async def link_statistics(pool: asyncpg.Pool, who: Principal, id_string: str,
     return answer
 
 
+async def _unfiltered_domain(conn: Any, scope: Scope, stats: _Statistics,
+                             query: StatsQuery, limits: Limits) -> _Sums:
+    """:func:`_unfiltered`, with the distinct links clicked in the period and the one
+    before."""
+    sums = await _unfiltered(conn, scope, stats, query, limits)
+    reading = stats.reading
+    periods = [reading.spans] + ([reading.previous] if reading.previous else [])
+    return _Sums(sums.buckets, sums.tops,
+                 await queries.clicked_links(conn, scope.domain_id, periods))
+
+
+async def _filtered_domain(pool: asyncpg.Pool, scope: Scope, stats: _Statistics,
+                           query: StatsQuery, limits: Limits) -> _Sums:
+    """The filtered period and the one before, each on a connection of its own, at once."""
+
+    async def period() -> queries.FactsAnswer:
+        async with pool.acquire() as conn:
+            return await _filtered_period(conn, scope, stats, query, limits)
+
+    async def previous() -> tuple[int, int, int] | None:
+        if stats.reading.previous is None:
+            return None
+        async with pool.acquire() as conn:
+            return await _filtered_previous(conn, scope, stats)
+
+    return _filtered(*await asyncio.gather(period(), previous()))
+
+
 async def domain_statistics(pool: asyncpg.Pool, who: Principal, domain_id: str,
                             query: StatsQuery, limits: Limits) -> dict[str, Any]:
     """A domain's answer. Filtered, it sums the facts of the period and of the previous
@@ -290,24 +318,10 @@ async def domain_statistics(pool: asyncpg.Pool, who: Principal, domain_id: str,
         domain = await authorize_domain(conn, who, domain_id)
         scope = Scope(domain.id)
         stats = await _statistics(conn, scope, query, limits, now, domain.data)
-        if stats.filters.empty:
-            sums = await _unfiltered(conn, scope, stats, query, limits)
-            reading = stats.reading
-            periods = [reading.spans] + ([reading.previous] if reading.previous else [])
-            sums = _Sums(sums.buckets, sums.tops,
-                         await queries.clicked_links(conn, scope.domain_id, periods))
-    if not stats.filters.empty:
-        async def period() -> queries.FactsAnswer:
-            async with pool.acquire() as conn:
-                return await _filtered_period(conn, scope, stats, query, limits)
-
-        async def previous() -> tuple[int, int, int] | None:
-            if stats.reading.previous is None:
-                return None
-            async with pool.acquire() as conn:
-                return await _filtered_previous(conn, scope, stats)
-
-        sums = _filtered(*await asyncio.gather(period(), previous()))
+        sums = (await _unfiltered_domain(conn, scope, stats, query, limits)
+                if stats.filters.empty else None)
+    if sums is None:  # filtered: once the connection above is given back
+        sums = await _filtered_domain(pool, scope, stats, query, limits)
     assert sums.links is not None
     answer = _answer(stats, sums)
     links, *previous_links = sums.links
