@@ -148,11 +148,11 @@ class _Reading:
     data: tuple[datetime | None, datetime | None]  # the scope's first and last clicked hour
 
 
-def _reading(query: StatsQuery, now: datetime, data: tuple[datetime | None, datetime | None],
-             first_data: datetime | None = None) -> _Reading:
-    """``data``: the scope's first and last clicked hour."""
+def _reading(query: StatsQuery, now: datetime, data: tuple[datetime | None, datetime | None]
+             ) -> _Reading:
+    """``data``: the scope's first and last clicked hour ("total" starts with the first)."""
     first, last = data
-    window = _window(query, first if first_data is None else first_data, now)
+    window = _window(query, first, now)
     lo, hi = hour_range(window.start, window.end)
     previous = None
     if window.prev_start is not None:
@@ -340,7 +340,7 @@ async def link_clicks(pool: asyncpg.Pool, who: Principal, domain_id: str,
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         domain = await authorize_domain(conn, who, domain_id)
-        reading = _reading(query, now, domain.data, first_data=datetime(1970, 1, 1, tzinfo=UTC))
+        reading = _reading(query, now, domain.data)
         known = await queries.links_by_id_strings(conn, domain.id, ids)
         clicks = await queries.clicks_of_links(conn, domain.id, list(known.values()),
                                                reading.spans)
