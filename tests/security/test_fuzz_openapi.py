@@ -89,8 +89,14 @@ def targets(fuzz_tenant: Tenant) -> Iterator[dict[str, Target]]:
         found = {}
         for service, url in (("management", management), ("stats", stats)):
             document = requests.get(f"{url}/openapi.json", timeout=10).json()
-            found[service] = Target(url, schemathesis.openapi.from_dict(document),
-                                    fuzz_tenant.key)
+            schema = schemathesis.openapi.from_dict(document)
+            # Every request carries the real key (_fuzz), so the key header is not
+            # generated: a negative case whose mutation was the missing key would go out
+            # with the key put back, valid, and its 200 read as "negative data accepted"
+            # (a CI run failed so, on GET /api/domains). Missing, wrong, revoked and
+            # foreign keys are tested by tests/security/test_authorization.py.
+            schema.config.generation.update(with_security_parameters=False)
+            found[service] = Target(url, schema, fuzz_tenant.key)
         yield found
 
 
