@@ -42,9 +42,18 @@ pytestmark = [pytest.mark.faults, pytest.mark.stack]
 
 RATE = 80.0  # redirects per second: steady, small enough for 2 cores
 P99_CEILING_S = 0.5  # no visitor waits on Kafka: far below any Kafka timeout
-# The normal p99 is measured over this many requests (5 s): its 99th percentile is then
-# the 5th slowest, not the single slowest of a short sample.
-BASELINE_REQUESTS = 400
+# The outage's load is twice as dense, and its normal p99 measured over this many
+# requests (5 s), so that both 99th percentiles are the 8th to 20th slowest request of
+# their phase, not one unlucky request of a short sample.
+OUTAGE_RATE = 2 * RATE
+BASELINE_REQUESTS = 800
+# The p99 during the outage may be at most this many times the normal one. Asserted when
+# the edge cores were quiet: other processes (not the test's) took at most QUIET_SHARE of
+# them in both phases. The normal p99 of a quiet edge is 1 to 5 ms, so a foreign job
+# that starts between the phases and takes the core for a scheduler tick (4 ms) at a time
+# decides the ratio, not the redirect service (docs/reliability.md has the measurements).
+P99_RATIO_BOUND = 2.0
+QUIET_SHARE = 0.10
 
 
 def _services(fault_stack: FaultStack, topic: str,
@@ -110,7 +119,7 @@ async def _outage(fault_stack: FaultStack, redirect: Service, link_path: str, ho
     own = (Path(f"/proc/{redirect.process.pid}/stat"),
            Path(f"/proc/self/task/{threading.get_native_id()}/stat"))
     before = CpuSnapshot.take(edge, own)
-    baseline = await steady_load(*args, requests=BASELINE_REQUESTS, rate=RATE)
+    baseline = await steady_load(*args, requests=BASELINE_REQUESTS, rate=OUTAGE_RATE)
     after_baseline = CpuSnapshot.take(edge, own)
     recovered = asyncio.Event()
     marks: dict[str, float] = {}
@@ -135,7 +144,7 @@ async def _outage(fault_stack: FaultStack, redirect: Service, link_path: str, ho
         recovered.set()
 
     during, _ = await asyncio.gather(
-        steady_load(*args, requests=10_000, rate=RATE, until=recovered), outage())
+        steady_load(*args, requests=20_000, rate=OUTAGE_RATE, until=recovered), outage())
     end = CpuSnapshot.take(edge, own)
     return Outage(baseline, during, marks, (before.foreign_share(after_baseline, edge),
                                            after_baseline.foreign_share(end, edge)))
@@ -150,8 +159,8 @@ async def test_kafka_stopped_then_started(
 
     The broker, the processes that stop and start it, the stats consumer, PostgreSQL and
     Redis run on other cores than the redirect service and the load generator (in
-    production they run on other machines). The p99's ratio to its normal figure is
-    reported, not asserted: docs/reliability.md has the measurements and why."""
+    production they run on other machines). The p99 stays within twice its normal figure
+    whenever the edge cores were quiet (see QUIET_SHARE)."""
     fault_stack = restore_servers
     link = await create_link(fault_stack, fault_db, fault_tenant)
     split = cpu_split()
@@ -181,12 +190,11 @@ async def test_kafka_stopped_then_started(
         assert spooled > 0  # the outage used the spool
         assert dropped == 0
         assert redirect.loop_errors() == []
-        # p99 within twice its normal figure: reported, not asserted. With the backend
-        # on its own core, the normal p99 of a quiet edge is about 1 ms, and what decides
-        # the ratio is a few requests that wait 2 to 9 ms for the CPU behind processes
-        # outside this test (the sandbox's agent, kdamond, other users' jobs, the shared
-        # stack's broker), plus the redirect's own metadata retry loop when the broker
-        # stops: 2.05x to 3.31x in quiet runs, 0.4x to 3.6x in busy ones.
+        if max(outage.foreign) <= QUIET_SHARE:
+            assert outage.ratio <= P99_RATIO_BOUND, outage.report()
+        else:  # what would be measured is the other processes, not this service
+            print(f"p99 ratio not asserted: other processes took over {QUIET_SHARE:.0%} "
+                  "of the edge cores")
     finally:
         redirect.stop()
         stats.stop()
