@@ -74,7 +74,10 @@ def base36(number: int) -> str:
 
 
 def new_id_string() -> str:
-    return "lnk_" + draw(_BASE62, 16)
+    """Short.io's shape, ``lnk_<letters and digits>_<letters and digits>``: the SDK's zod
+    schemas check it (``tests/sdk/contract.mjs``). 16 random base-62 characters, as the
+    one-part form before it had (old ids keep working: nothing parses them)."""
+    return f"lnk_{draw(_BASE62, 4)}_{draw(_BASE62, 12)}"
 
 
 def new_folder_id() -> str:
