@@ -13,11 +13,15 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deploy.local.stack import repo_root
-from tests.conftest import Tenant
+from services.management.app import create_app
+from services.management.settings import Settings
+from shared.ratelimit import RateRule
+from tests.conftest import StackEnv, Tenant, serve
 from tests.management.links_support import Client, auth
 
 pytestmark = pytest.mark.stack
@@ -62,20 +66,39 @@ async def _installed_sdk() -> Path:
     return target
 
 
-async def test_the_official_sdk_works_against_the_management_api(api: Client,
-                                                                    tenant: Tenant) -> None:
-    made = await api.post("/api/keys", headers=auth(tenant.key), json={"kind": "public"})
-    assert made.status == 200, await made.text()
-    public_key = (await made.json())["key"]
+async def _steps(scenario: str, api: Client, tenant: Tenant, public_key: str = ""
+                 ) -> list[dict[str, Any]]:
+    """The contract script's steps, after asserting that none of them found a problem."""
     sdk = await _installed_sdk()
-    config = {"baseUrl": str(api.make_url("")).rstrip("/"), "key": tenant.key,
-              "publicKey": public_key, "domainId": tenant.domain_id,
+    config = {"scenario": scenario, "baseUrl": str(api.make_url("")).rstrip("/"),
+              "key": tenant.key, "publicKey": public_key, "domainId": tenant.domain_id,
               "hostname": tenant.hostname}
     code, out, err = await _run("node", "contract.mjs", json.dumps(config), cwd=sdk,
                                 timeout=_RUN_TIMEOUT_S)
     assert code == 0, f"the contract script failed:\n{err}"
-    steps = json.loads(out.strip().splitlines()[-1])["steps"]
+    steps: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])["steps"]
     failed = [f"{s['name']} ({s['status']}): {'; '.join(s['problems'])}"
               for s in steps if s["problems"]]
     assert not failed, "\n".join(failed)
+    return steps
+
+
+async def test_the_official_sdk_works_against_the_management_api(api: Client,
+                                                                    tenant: Tenant) -> None:
+    made = await api.post("/api/keys", headers=auth(tenant.key), json={"kind": "public"})
+    assert made.status == 200, await made.text()
+    steps = await _steps("calls", api, tenant, (await made.json())["key"])
     assert len(steps) >= 30, [s["name"] for s in steps]  # the script ran to its end
+
+
+async def test_the_official_sdk_retries_a_429_as_linkhop_tells_it(
+    migrated: StackEnv, tenant: Tenant
+) -> None:
+    """The SDK's retry reads Retry-After and the X-RateLimit-* headers of linkhop's 429."""
+    limits = {"GET /api/domains": RateRule(limit=2, period=1)}
+    api = await serve(create_app(Settings(rate_limits=limits)))
+    try:
+        steps = await _steps("rate-limit", api, tenant)
+    finally:
+        await api.close()
+    assert len(steps) == 4, [s["name"] for s in steps]

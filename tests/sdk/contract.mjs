@@ -2,12 +2,15 @@
 // linkhop's management API: every call goes through the SDK's own request building, and
 // every answer that the SDK has a zod schema for is checked with it. Run by
 // tests/management/test_sdk_contract.py, which starts the API and gives this script,
-// as one JSON argument: {baseUrl, key, publicKey, domainId, hostname}.
+// as one JSON argument: {scenario, baseUrl, key, publicKey, domainId, hostname}.
+// Scenario "calls": the API's operations, one after another. Scenario "rate-limit": the
+// SDK's own retry of 429 answers (createRateLimitFetch), against an API whose limit is 2
+// calls a second.
 // Prints {"steps": [{name, status, problems}]} and exits 0; the test judges the steps.
 import * as sdk from "@short.io/client-node";
 import { createClient, createConfig } from "@short.io/client-node/dist/generated/client/index.js";
 
-const { baseUrl, key, publicKey, domainId, hostname } = JSON.parse(process.argv[2]);
+const { scenario, baseUrl, key, publicKey, domainId, hostname } = JSON.parse(process.argv[2]);
 // What an existing Short.io user changes: the base URL. The key goes where setApiKey
 // puts it (the raw key in the Authorization header).
 const client = createClient(createConfig({ baseUrl, headers: { authorization: key } }));
@@ -54,6 +57,27 @@ async function errorStep(name, call, status) {
   const got = result.response ? result.response.status : null;
   const problems = got === status ? errorShape(result.error) : [`status ${got}, expected ${status}`];
   steps.push({ name, status: got, problems });
+}
+
+if (scenario === "rate-limit") {
+  const limited = [];
+  const retrying = createClient(createConfig({
+    baseUrl, headers: { authorization: key },
+    fetch: sdk.createRateLimitFetch(globalThis.fetch, {
+      maxRetries: 3, baseDelayMs: 100, onRateLimited: (info) => limited.push(info),
+    }),
+  }));
+  for (let call = 1; call <= 3; call++) {
+    await step(`listDomains, call ${call} of 3`, () => sdk.listDomains({ client: retrying }),
+      { schema: sdk.zListDomainsResponse });
+  }
+  const first = limited[0];
+  expect("the third call was refused once, then retried after Retry-After",
+    limited.length === 1 && first.retryAfter >= 1 && first.rateLimitLimit === 2
+      && first.rateLimitRemaining === 0 && first.rateLimitReset > 0,
+    JSON.stringify(limited.map(({ request, ...info }) => info)));
+  console.log(JSON.stringify({ steps }));
+  process.exit(0);
 }
 
 const suffix = Math.random().toString(36).slice(2, 10);
