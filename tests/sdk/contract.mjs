@@ -152,6 +152,33 @@ await step("createLinkPublic", () => sdk.createLinkPublic({
   client: publicClient, body: { domain: hostname, originalURL: `${original}/public` },
 }), { schema: sdk.zCreateLinkPublicResponse });
 
+await step("archiveLinksBulk", () => sdk.archiveLinksBulk({ client, body: { link_ids: [linkId] } }),
+  { schema: sdk.zArchiveLinksBulkResponse });
+await step("unarchiveLinksBulk", () => sdk.unarchiveLinksBulk({ client, body: { link_ids: [linkId] } }),
+  { schema: sdk.zUnarchiveLinksBulkResponse });
+await step("createLinkCountriesBulk", () => sdk.createLinkCountriesBulk({
+  client, path: { linkId },
+  body: [{ country: "FR", originalURL: "https://example.fr/" }, { country: "IT", originalURL: "https://example.it/" }],
+}));
+await step("createLinkRegionsBulk", () => sdk.createLinkRegionsBulk({
+  client, path: { linkId }, body: [{ country: "FR", region: "FR-IDF", originalURL: "https://example.fr/paris" }],
+}));
+await step("generateQrCodesBulk", () => sdk.generateQrCodesBulk({
+  client, body: { type: "png", useDomainSettings: false, linkIds: [linkId], domainId: String(domainId) },
+}), { status: 201 });  // the SDK's GenerateQrCodesBulkResponses: 201
+const folder = await step("createFolder", () => sdk.createFolder({
+  client, body: { domainId, name: `sdk ${suffix}` },
+}));
+await step("listFolders", () => sdk.listFolders({ client, path: { domainId } }));
+const folderId = folder?.id ?? folder?.folder?.id;
+expect("createFolder answers the folder's id", typeof folderId === "string", JSON.stringify(folder));
+if (typeof folderId === "string") {
+  await step("getFolder", () => sdk.getFolder({ client, path: { domainId, folderId } }));
+}
+await step("createDomain", () => sdk.createDomain({
+  client, body: { hostname: `sdk-${suffix}.example.com`, hideReferer: true, linkType: "random" },
+}), { schema: sdk.zCreateDomainResponse });
+
 await errorStep("getLink of an unknown link", () => sdk.getLink({ client, path: { linkId: "lnk_unknown_0" } }), 404);
 await errorStep("createLink without a key", () => sdk.createLink({
   client: createClient(createConfig({ baseUrl })), body: { domain: hostname, originalURL: original },
