@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -24,3 +26,22 @@ async def eventually(
         await asyncio.sleep(interval)
         value = await probe()
     return value
+
+
+def spawned_workers(parent: int) -> set[int]:
+    """The running processes that ``parent`` started with multiprocessing's spawn (the
+    redirect launcher's workers): not its resource tracker, nor a zombie not yet
+    reaped."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        state, parent_pid = stat[stat.rfind(")") + 2:].split()[:2]
+        if int(parent_pid) == parent and state != "Z" and b"spawn_main" in command:
+            found.add(int(entry))
+    return found
