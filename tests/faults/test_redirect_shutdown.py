@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -26,7 +27,9 @@ from tests.faults.support import (
     metric,
     settle_accounting,
     steady_load,
+    topic_event_ids,
 )
+from tests.helpers import spawned_workers
 
 pytestmark = [pytest.mark.faults, pytest.mark.stack]
 
@@ -36,6 +39,8 @@ RATE = 100.0
 # spool write (50 ms allowed): 30 at 100 requests/s.
 ACK_TIMEOUT_S = 0.25
 SIGKILL_LOSS_BOUND = round(RATE * (ACK_TIMEOUT_S + 0.05))
+# Spool files still holding events (services/redirect/spool.py); .offset files are not.
+SPOOL_SUFFIXES = {".spool", ".ready", ".replaying"}
 
 
 def _pipeline(fault_stack: FaultStack, topic: str) -> tuple[Service, Service, dict[str, str]]:
@@ -179,5 +184,66 @@ async def test_sigkill_just_after_kafka_fails_loses_at_most_the_ack_window(
         assert redirect.loop_errors() == [] and second.loop_errors() == []
     finally:
         second.stop()
+        redirect.stop()
+        stats.stop()
+
+
+async def test_a_worker_killed_among_several_has_its_spool_replayed_by_the_others(
+    restore_servers: FaultStack, fault_db: asyncpg.Pool, fault_tenant: Tenant, fault_topic: str
+) -> None:
+    """Two workers (LINKHOP_REDIRECT_WORKERS=2) spool to one directory while Kafka is
+    away; one of them is killed (SIGKILL) under load. The launcher replaces it, and once
+    Kafka is back the live workers send every spool file, the dead worker's included:
+    nothing is counted twice, and only what the dead worker held in memory can be lost
+    (the same bound as one worker's)."""
+    fault_stack = restore_servers
+    link = await create_link(fault_stack, fault_db, fault_tenant)
+    _, stats, env = _pipeline(fault_stack, fault_topic)
+    redirect = Service(fault_stack, "redirect", {**env, "LINKHOP_REDIRECT_WORKERS": "2"})
+    spool = Path(env["LINKHOP_REDIRECT_SPOOL_DIR"])
+    stats.start()
+    try:
+        await kafka(fault_stack, "stop")
+        redirect.start()
+        assert redirect.process is not None
+        launcher = redirect.process.pid
+
+        async def kill_one_worker() -> int:
+            for _ in range(100):  # until the workers spool (both do, under this load)
+                await asyncio.sleep(0.1)
+                if await metric(redirect.url, "linkhop_click_events_spooled_total"):
+                    break
+            await asyncio.sleep(0.5)
+            victim = min(spawned_workers(launcher))
+            os.kill(victim, signal.SIGKILL)
+            return victim
+
+        load, victim = await asyncio.gather(
+            steady_load(redirect.url, fault_tenant.hostname, link.path, requests=500,
+                        rate=RATE, timeout=2.0),
+            kill_one_worker(),
+        )
+        assert victim not in spawned_workers(launcher)
+        assert len(spawned_workers(launcher)) == 2, redirect.log_tail()  # replaced
+        assert any(f"-{victim}." in path.name for path in spool.iterdir())  # it had spooled
+        await kafka(fault_stack, "start")
+        # Every spool file sent (the workers retry Kafka every second), then counted.
+        for _ in range(300):
+            if not any(path.suffix in SPOOL_SUFFIXES for path in spool.iterdir()):
+                break
+            await asyncio.sleep(0.1)
+        left = [path.name for path in spool.iterdir() if path.suffix in SPOOL_SUFFIXES]
+        assert not left, redirect.log_tail()
+        _, on_topic = await topic_event_ids(fault_stack.kafka_bootstrap, fault_topic)
+        accounting = await settle_accounting(fault_stack, fault_topic, link.link_id,
+                                             len(on_topic), timeout=20)
+        lost = load.redirected - len(accounting.counted_ids)
+        print(f"redirect worker SIGKILL among 2 (Kafka down): {load.summary()}; "
+              f"{accounting.summary()}; lost={lost} (bound {SIGKILL_LOSS_BOUND})")
+        assert accounting.topic_ids == accounting.counted_ids, accounting.summary()
+        assert accounting.rollup_clicks == len(accounting.counted_ids), accounting.summary()
+        assert lost <= SIGKILL_LOSS_BOUND, accounting.summary()
+        assert redirect.loop_errors() == []
+    finally:
         redirect.stop()
         stats.stop()
