@@ -21,7 +21,9 @@ import pytest
 from tests.conftest import Tenant
 from tests.faults.conftest import create_link
 from tests.faults.support import (
+    Accounting,
     FaultStack,
+    LoadResult,
     Service,
     kafka,
     metric,
@@ -41,6 +43,18 @@ ACK_TIMEOUT_S = 0.25
 SIGKILL_LOSS_BOUND = round(RATE * (ACK_TIMEOUT_S + 0.05))
 # Spool files still holding events (services/redirect/spool.py); .offset files are not.
 SPOOL_SUFFIXES = {".spool", ".ready", ".replaying"}
+
+
+def _assert_lost_within_the_window(what: str, load: LoadResult, accounting: Accounting
+                                   ) -> None:
+    """Nothing counted twice, nothing counted that was not on the topic, and at most
+    the stated window's events lost."""
+    lost = load.redirected - len(accounting.counted_ids)
+    print(f"{what}: {load.summary()}; {accounting.summary()}; lost={lost} "
+          f"(bound {SIGKILL_LOSS_BOUND})")
+    assert accounting.topic_ids == accounting.counted_ids, accounting.summary()
+    assert accounting.rollup_clicks == len(accounting.counted_ids), accounting.summary()
+    assert lost <= SIGKILL_LOSS_BOUND, accounting.summary()
 
 
 def _pipeline(fault_stack: FaultStack, topic: str) -> tuple[Service, Service, dict[str, str]]:
@@ -175,12 +189,8 @@ async def test_sigkill_just_after_kafka_fails_loses_at_most_the_ack_window(
         second.start()
         accounting = await settle_accounting(fault_stack, fault_topic, link.link_id,
                                              load.redirected, timeout=20)
-        lost = load.redirected - len(accounting.counted_ids)
-        print(f"redirect SIGKILL {kill_after} s after Kafka kill -9: {load.summary()}; "
-              f"{accounting.summary()}; lost={lost} (bound {SIGKILL_LOSS_BOUND})")
-        assert accounting.topic_ids == accounting.counted_ids, accounting.summary()
-        assert accounting.rollup_clicks == len(accounting.counted_ids), accounting.summary()
-        assert lost <= SIGKILL_LOSS_BOUND, accounting.summary()
+        _assert_lost_within_the_window(
+            f"redirect SIGKILL {kill_after} s after Kafka kill -9", load, accounting)
         assert redirect.loop_errors() == [] and second.loop_errors() == []
     finally:
         second.stop()
@@ -237,12 +247,8 @@ async def test_a_worker_killed_among_several_has_its_spool_replayed_by_the_other
         _, on_topic = await topic_event_ids(fault_stack.kafka_bootstrap, fault_topic)
         accounting = await settle_accounting(fault_stack, fault_topic, link.link_id,
                                              len(on_topic), timeout=20)
-        lost = load.redirected - len(accounting.counted_ids)
-        print(f"redirect worker SIGKILL among 2 (Kafka down): {load.summary()}; "
-              f"{accounting.summary()}; lost={lost} (bound {SIGKILL_LOSS_BOUND})")
-        assert accounting.topic_ids == accounting.counted_ids, accounting.summary()
-        assert accounting.rollup_clicks == len(accounting.counted_ids), accounting.summary()
-        assert lost <= SIGKILL_LOSS_BOUND, accounting.summary()
+        _assert_lost_within_the_window("redirect worker SIGKILL among 2 (Kafka down)", load,
+                                       accounting)
         assert redirect.loop_errors() == []
     finally:
         redirect.stop()
