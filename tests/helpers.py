@@ -45,3 +45,21 @@ def spawned_workers(parent: int) -> set[int]:
         if int(parent_pid) == parent and state != "Z" and b"spawn_main" in command:
             found.add(int(entry))
     return found
+
+
+async def run_command(*cmd: str, cwd: Path | None = None, timeout: float = 60.0
+                      ) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``cmd``, killed (and the test failed by the
+    TimeoutError) if it runs longer than ``timeout``."""
+    process = await asyncio.create_subprocess_exec(
+        *cmd, cwd=cwd, env=dict(os.environ),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

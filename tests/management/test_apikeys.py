@@ -3,8 +3,6 @@ manage keys; expired, revoked and unknown keys refused alike; the CLI keeps work
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +15,7 @@ from services.management.domains import repository as domain_repo
 from shared import apikey_repository
 from shared.apikeys import hash_key
 from tests.conftest import Tenant, make_tenant, unique
+from tests.helpers import run_command
 from tests.management.links_support import auth
 
 pytestmark = pytest.mark.stack
@@ -148,12 +147,7 @@ async def test_expired_revoked_and_unknown_keys_are_refused_alike(
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command(sys.executable, "-m", "services.cli", *args)
 
 
 async def test_cli_keys_create_list_revoke(api: Client, tenant: Tenant, db: asyncpg.Pool

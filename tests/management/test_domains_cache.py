@@ -3,8 +3,6 @@ lh:* keys were deleted (never FLUSHALL: other tests share this Redis)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 
 import asyncpg
@@ -15,6 +13,7 @@ from services.management.app import create_app
 from services.management.settings import Settings
 from shared.linkrecord import DomainRecord, LinkRecord, domain_key, link_key
 from tests.conftest import StackEnv, make_tenant, serve
+from tests.helpers import run_command
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -50,12 +49,10 @@ async def test_cache_rebuild_restores_one_tenants_deleted_records(
     assert await redis_client.delete(*before) == 4  # this tenant's keys only
     assert await tenant_keys(redis_client, tenant.hostname) == []
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "cache", "rebuild", env=dict(os.environ),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, err.decode()
-    assert out.decode().startswith("rebuilt ")
+    code, out, err = await run_command(sys.executable, "-m", "services.cli", "cache",
+                                       "rebuild", timeout=120)
+    assert code == 0, err
+    assert out.startswith("rebuilt ")
 
     after = {k: await redis_client.get(k) for k in await tenant_keys(redis_client,
                                                                      tenant.hostname)}

@@ -8,7 +8,6 @@ The SDK is installed from the npm registry with ``npm ci`` (the versions pinned 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import shutil
@@ -22,6 +21,7 @@ from services.management.app import create_app
 from services.management.settings import Settings
 from shared.ratelimit import RateRule
 from tests.conftest import StackEnv, Tenant, serve
+from tests.helpers import run_command
 from tests.management.links_support import Client, auth
 
 pytestmark = pytest.mark.stack
@@ -30,20 +30,6 @@ _SOURCE = repo_root() / "tests" / "sdk"
 _FILES = ("package.json", "package-lock.json", "contract.mjs")
 _INSTALL_TIMEOUT_S = 300.0
 _RUN_TIMEOUT_S = 60.0
-
-
-async def _run(*cmd: str, cwd: Path, timeout: float) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        *cmd, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def _installed_sdk() -> Path:
@@ -59,8 +45,9 @@ async def _installed_sdk() -> Path:
     for name in _FILES:
         shutil.copyfile(_SOURCE / name, target / name)
     if not (stamp.exists() and stamp.read_text() == digest and (target / "node_modules").is_dir()):
-        code, out, err = await _run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error",
-                                    cwd=target, timeout=_INSTALL_TIMEOUT_S)
+        code, out, err = await run_command("npm", "ci", "--no-audit", "--no-fund",
+                                           "--loglevel=error", cwd=target,
+                                           timeout=_INSTALL_TIMEOUT_S)
         assert code == 0, f"npm ci failed:\n{out}\n{err}"
         stamp.write_text(digest)
     return target
@@ -73,8 +60,8 @@ async def _steps(scenario: str, api: Client, tenant: Tenant, public_key: str = "
     config = {"scenario": scenario, "baseUrl": str(api.make_url("")).rstrip("/"),
               "key": tenant.key, "publicKey": public_key, "domainId": tenant.domain_id,
               "hostname": tenant.hostname}
-    code, out, err = await _run("node", "contract.mjs", json.dumps(config), cwd=sdk,
-                                timeout=_RUN_TIMEOUT_S)
+    code, out, err = await run_command("node", "contract.mjs", json.dumps(config), cwd=sdk,
+                                       timeout=_RUN_TIMEOUT_S)
     assert code == 0, f"the contract script failed:\n{err}"
     steps: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])["steps"]
     failed = [f"{s['name']} ({s['status']}): {'; '.join(s['problems'])}"

@@ -1,25 +1,33 @@
 """Helpers of the redirect tests: links made directly in Postgres and Redis (never
-through the management API), app settings with a private spool, closed ports."""
+through the management API), app settings with a private spool, closed ports, and the
+service as a process of its own."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from deploy.local import processes
 from services.redirect.app import create_app
 from services.redirect.edge import Edge
 from services.redirect.keys import EDGE
 from services.redirect.settings import Settings
 from shared.linkrecord import LinkRecord, RecordStore, path_key_for
 from shared.record_repository import fetch_link_record
-from tests.conftest import Tenant, serve, unique
-from tests.helpers import eventually
+from tests.conftest import StackEnv, Tenant, serve, unique
+from tests.helpers import eventually, spawned_workers
 
 Client = TestClient[web.Request, web.Application]
 
@@ -35,6 +43,40 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+SERVICE_START_TIMEOUT_S = 30.0
+
+
+@contextlib.contextmanager
+def redirect_process(stack: StackEnv, env: Mapping[str, str], *,
+                     output: IO[bytes] | int = subprocess.DEVNULL,
+                     preexec_fn: Callable[[], None] | None = None,
+                     ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``python -m services.redirect`` on a free loopback port, against the test stack,
+    with ``env`` on top; yielded once healthy, with its URL. Stopped at the end (SIGTERM,
+    SIGKILL after 15 s), and so are any workers of its that outlived it."""
+    port = processes.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.redirect"],
+        env={**os.environ, **stack.env(), "LINKHOP_REDIRECT_PORT": str(port), **env},
+        stdout=output, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        processes.wait_healthy(url, timeout=SERVICE_START_TIMEOUT_S, process=process)
+        yield process, url
+    finally:
+        workers = spawned_workers(process.pid)
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for pid in workers:
+            if processes.pid_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:

@@ -9,10 +9,8 @@ again without a restart."""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +18,14 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from deploy.local import processes
 from tests.conftest import StackEnv, Tenant
 from tests.faults.support import metric, steady_load
 from tests.helpers import eventually
-from tests.redirect.helpers import add_link, closed_port
+from tests.redirect.helpers import add_link, closed_port, redirect_process
 
 pytestmark = pytest.mark.stack
 
 SPOOL_LIMIT = 64 * 1024  # bytes a file of the redirect process may grow to
-_START_TIMEOUT_S = 30.0
 
 
 def _limit_file_size() -> None:  # runs in the child, before it starts Python
@@ -40,26 +36,12 @@ def _limit_file_size() -> None:  # runs in the child, before it starts Python
 def edge_with_a_small_disk(migrated: StackEnv, tmp_path: Path
                            ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     """``python -m services.redirect`` with Kafka unreachable and its files limited to
-    SPOOL_LIMIT bytes (its log goes to a pipe: the limit would cut a log file too)."""
-    port = processes.free_port()
+    SPOOL_LIMIT bytes (its output is discarded: the limit would cut a log file too)."""
     spool = tmp_path / "spool"
-    env = {**os.environ, **migrated.env(), "LINKHOP_REDIRECT_PORT": str(port),
-           "LINKHOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed_port()}",
+    env = {"LINKHOP_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed_port()}",
            "LINKHOP_REDIRECT_SPOOL_DIR": str(spool)}
-    process = subprocess.Popen([sys.executable, "-m", "services.redirect"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=_limit_file_size)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_healthy(url, timeout=_START_TIMEOUT_S, process=process)
+    with redirect_process(migrated, env, preexec_fn=_limit_file_size) as (process, url):
         yield process, url, spool
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def _accounted(url: str) -> tuple[float, float]:

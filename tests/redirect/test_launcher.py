@@ -6,9 +6,8 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,7 @@ from services.redirect.launcher import (
 )
 from tests.conftest import StackEnv
 from tests.helpers import spawned_workers
-
-_START_TIMEOUT_S = 30.0
+from tests.redirect.helpers import SERVICE_START_TIMEOUT_S, redirect_process
 
 
 def test_restart_delay_grows_for_early_deaths_and_resets_after_a_stable_life() -> None:
@@ -36,8 +34,8 @@ def test_restart_delay_grows_for_early_deaths_and_resets_after_a_stable_life() -
     assert restart_delay(STABLE_AFTER_S, RESTART_DELAY_MAX_S) == 0.0
 
 
-def _wait_for(check: object, what: str, timeout: float = _START_TIMEOUT_S) -> None:
-    assert callable(check)
+def _wait_for(check: Callable[[], bool], what: str,
+              timeout: float = SERVICE_START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -49,23 +47,11 @@ def launcher(migrated: StackEnv, tmp_path: Path
              ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     """``python -m services.redirect`` with two workers; its log in a file (a pipe nobody
     reads while it runs would fill up and block the workers' logging)."""
-    port = processes.free_port()
-    env = {**os.environ, **migrated.env(), "LINKHOP_REDIRECT_PORT": str(port),
-           "LINKHOP_REDIRECT_WORKERS": "2", "LINKHOP_REDIRECT_SPOOL_DIR": str(tmp_path / "spool")}
     log = tmp_path / "launcher.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen([sys.executable, "-m", "services.redirect"], env=env,
-                                   stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_healthy(url, timeout=_START_TIMEOUT_S, process=process)
+    env = {"LINKHOP_REDIRECT_WORKERS": "2", "LINKHOP_REDIRECT_SPOOL_DIR": str(tmp_path / "spool")}
+    with log.open("wb") as output, redirect_process(migrated, env, output=output) as (process,
+                                                                                       url):
         yield process, url, log
-    finally:
-        if process.poll() is None:
-            process.kill()  # the test failed before its own stop: no worker left behind
-            for child in spawned_workers(process.pid):
-                os.kill(child, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.mark.stack
@@ -79,10 +65,10 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(
     os.kill(victim, signal.SIGKILL)  # as the kernel's OOM killer would
     _wait_for(lambda: len(spawned_workers(process.pid) - {victim}) == 2, "a replacement worker")
     replacement = (spawned_workers(process.pid) - workers).pop()
-    processes.wait_healthy(url, timeout=_START_TIMEOUT_S, process=process)
+    processes.wait_healthy(url, timeout=SERVICE_START_TIMEOUT_S, process=process)
 
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=_START_TIMEOUT_S) == 0
+    assert process.wait(timeout=SERVICE_START_TIMEOUT_S) == 0
     assert not any(processes.pid_alive(pid) for pid in (workers | {replacement}) - {victim})
     log = log_file.read_text()
     assert f"pid {victim}) exited with -9" in log, log[-2000:]
