@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import statistics
@@ -113,11 +114,47 @@ def thread_pinned(cpus: frozenset[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, saved)
 
 
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[list[float]]:
+    """This process's heap collected, then frozen for the block; the collector's pauses
+    meanwhile (seconds each) in the list yielded.
+
+    The load generator runs in the pytest process, which holds every collected test
+    module: a full collection there walks all of it, tens of milliseconds during which
+    every request in flight looks slow, though the service answered it at once. Frozen,
+    the collector only walks what the block itself makes. The list's first entry is
+    the full collection made before the block: what such a pause costs here."""
+    pauses: list[float] = []
+    started = 0.0
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    gc.collect()
+    pauses.append(time.perf_counter() - started)  # [0]: the full collection before
+    gc.freeze()
+    gc.callbacks.append(timed)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(timed)
+        gc.unfreeze()
+
+
 def pin_servers(fault_stack: FaultStack, cpus: frozenset[int]) -> None:
-    """The faults instance's servers (PostgreSQL with its backends, Redis, Kafka)."""
-    for pid in stack.server_pids(fault_stack.paths).values():
-        if pid is not None:
-            pin(pid, cpus)
+    """The faults instance's servers (PostgreSQL with its backends, Redis, Kafka), and
+    the shared instance's when they run (``make test`` runs both): an idle broker still
+    wakes its threads every few milliseconds, wherever the scheduler puts them."""
+    shared = stack.StackPaths(fault_stack.paths.root)
+    for paths in (fault_stack.paths, shared):
+        for pid in stack.server_pids(paths).values():
+            if pid is not None:
+                pin(pid, cpus)
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -288,6 +325,10 @@ class LoadResult:
         if len(self.latencies) < 2:
             return self.latencies[0] if self.latencies else 0.0
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(q * 100) - 1]
+
+    def share_over(self, latency: float) -> float:
+        """The share of the requests slower than ``latency``."""
+        return sum(1 for x in self.latencies if x > latency) / max(1, len(self.latencies))
 
     def slowest(self, count: int, since: float) -> str:
         """The ``count`` slowest requests: when they were sent (s after ``since``), ms."""
