@@ -473,17 +473,16 @@ class ClickEmitter:
             claimed = await asyncio.to_thread(self.spool.claim)
             if claimed is None:
                 return
-            entries, ends = await asyncio.to_thread(Spool.read, claimed)
-            for start in range(0, len(entries), self._batch_size):
-                chunk = entries[start : start + self._batch_size]
+            data, offset = await asyncio.to_thread(Spool.load, claimed)
+            for chunk, end in Spool.batches(data, offset, self._batch_size):
                 # A failed chunk is resent whole later; the consumer's event-id dedup
                 # absorbs the part of it the broker had acknowledged.
-                if await self._send(chunk):
+                if chunk and await self._send(chunk):
                     await asyncio.to_thread(Spool.release, claimed)
                     self._abandon_producer()
                     return
                 self.replayed += len(chunk)
-                await asyncio.to_thread(Spool.advance, claimed, ends[start + len(chunk) - 1])
+                await asyncio.to_thread(Spool.advance, claimed, end)
             await asyncio.to_thread(Spool.done, claimed)
             log.info("replayed spool file %s", claimed.name)
 

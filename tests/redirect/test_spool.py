@@ -8,9 +8,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.redirect import spool as spool_module
 from services.redirect.spool import Spool, link_id_of
+
+
+def _read(claimed: Path) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """Every event left in ``claimed``, and the resume offset after each."""
+    batches = list(Spool.batches(*Spool.load(claimed), size=1))
+    return [entry for entries, _ in batches for entry in entries], [
+        end for entries, end in batches if entries]
 
 
 def _event(link_id: int, n: int) -> bytes:
@@ -26,14 +35,14 @@ def test_spool_append_claim_resume_and_done(tmp_path: Path) -> None:
     spool.seal()
     claimed = spool.claim()
     assert claimed is not None
-    entries, ends = Spool.read(claimed)
+    entries, ends = _read(claimed)
     assert entries == [(7, one), (8, two), (9, three)]
     assert ends == [len(one) + 1, len(one) + len(two) + 2, len(one) + len(two) + len(three) + 3]
     Spool.advance(claimed, ends[0])
     Spool.release(claimed)  # interrupted: the offset stays with the file
     again = spool.claim()
     assert again is not None
-    assert Spool.read(again) == ([(8, two), (9, three)], ends[1:])
+    assert _read(again) == ([(8, two), (9, three)], ends[1:])
     Spool.done(again)
     assert not spool.pending() and not list(tmp_path.iterdir())
 
@@ -51,13 +60,13 @@ def test_spool_takes_over_files_of_dead_processes(tmp_path: Path,
                         lambda pid: pid not in (5, 999999999) and real_alive(pid))
     spool = Spool(tmp_path)
     first = spool.claim()
-    assert first is not None and Spool.read(first)[0] == [(1, _event(1, 1))]
+    assert first is not None and _read(first)[0] == [(1, _event(1, 1))]
     Spool.done(first)
     second = spool.claim()
-    assert second is not None and Spool.read(second)[0] == [(3, _event(3, 3))]
+    assert second is not None and _read(second)[0] == [(3, _event(3, 3))]
     Spool.done(second)
     third = spool.claim()
-    assert third is not None and Spool.read(third)[0] == [(4, _event(4, 4))]
+    assert third is not None and _read(third)[0] == [(4, _event(4, 4))]
 
 
 def test_claim_left_by_an_interrupted_replay_is_taken_again_by_the_same_process(
@@ -71,11 +80,11 @@ def test_claim_left_by_an_interrupted_replay_is_taken_again_by_the_same_process(
     spool.seal()
     claimed = spool.claim()
     assert claimed is not None
-    _, ends = Spool.read(claimed)
+    _, ends = _read(claimed)
     Spool.advance(claimed, ends[0])  # the first event was acknowledged, then cancelled
     again = Spool(tmp_path).claim()
     assert again == claimed
-    assert Spool.read(again) == ([(2, two)], ends[1:])
+    assert _read(again) == ([(2, two)], ends[1:])
 
 
 def test_unreadable_line_is_skipped_and_resume_offsets_stay_exact(tmp_path: Path) -> None:
@@ -84,11 +93,11 @@ def test_unreadable_line_is_skipped_and_resume_offsets_stay_exact(tmp_path: Path
     path.write_bytes(good + b"\n" + bad + b"\n" + last + b"\n")
     claimed = Spool(tmp_path).claim()
     assert claimed is not None
-    entries, ends = Spool.read(claimed)
+    entries, ends = _read(claimed)
     assert entries == [(5, good), (6, last)]
     assert ends == [len(good) + 1, len(good) + len(bad) + len(last) + 3]
     Spool.advance(claimed, ends[0])
-    assert Spool.read(claimed) == ([(6, last)], ends[1:])  # resumes after the bad line
+    assert _read(claimed) == ([(6, last)], ends[1:])  # resumes after the bad line
 
 
 def test_link_id_read_without_a_json_parse_and_with_one() -> None:
@@ -149,4 +158,28 @@ def test_failed_write_leaves_whole_lines(tmp_path: Path, monkeypatch: pytest.Mon
     spool.seal()
     claimed = spool.claim()
     assert claimed is not None
-    assert Spool.read(claimed)[0] == [(1, _event(1, 1)), (1, _event(1, 3))]
+    assert _read(claimed)[0] == [(1, _event(1, 1)), (1, _event(1, 3))]
+
+
+def test_batches_cut_at_the_size_and_pass_skipped_lines() -> None:
+    lines = [_event(n, n) for n in range(5)]
+    data = b"".join(line + b"\n" for line in lines[:4]) + b"garbage\n" + lines[4][:9]
+    batches = list(Spool.batches(data, 100, 2))
+    assert [entries for entries, _ in batches] == [
+        [(0, lines[0]), (1, lines[1])], [(2, lines[2]), (3, lines[3])], []]
+    # The last batch is only the unreadable line: its offset still moves past it, and
+    # never into the torn line that ends the file.
+    assert [end for _, end in batches] == [
+        100 + sum(len(x) + 1 for x in lines[:2]), 100 + sum(len(x) + 1 for x in lines[:4]),
+        100 + sum(len(x) + 1 for x in lines[:4]) + len(b"garbage\n")]
+
+
+@given(st.lists(st.integers(0, 10**12), max_size=30), st.integers(1, 7), st.integers(0, 10**6))
+def test_batches_give_every_event_once_in_order(ids: list[int], size: int, offset: int) -> None:
+    lines = [_event(link_id, n) for n, link_id in enumerate(ids)]
+    data = b"".join(line + b"\n" for line in lines)
+    batches = list(Spool.batches(data, offset, size))
+    assert [entry for entries, _ in batches for entry in entries] == list(zip(ids, lines, strict=True))
+    assert all(0 < len(entries) <= size for entries, _ in batches)
+    ends = [end for _, end in batches]
+    assert ends == sorted(set(ends)) and ends[-1:] == ([offset + len(data)] if ids else [])
