@@ -179,7 +179,8 @@ def test_batches_give_every_event_once_in_order(ids: list[int], size: int, offse
     lines = [_event(link_id, n) for n, link_id in enumerate(ids)]
     data = b"".join(line + b"\n" for line in lines)
     batches = list(Spool.batches(data, offset, size))
-    assert [entry for entries, _ in batches for entry in entries] == list(zip(ids, lines, strict=True))
+    expected = list(zip(ids, lines, strict=True))
+    assert [entry for entries, _ in batches for entry in entries] == expected
     assert all(0 < len(entries) <= size for entries, _ in batches)
     ends = [end for _, end in batches]
     assert ends == sorted(set(ends)) and ends[-1:] == ([offset + len(data)] if ids else [])
