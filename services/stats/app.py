@@ -7,6 +7,7 @@ from aiohttp import web
 
 from services.stats.cleanup import cleanup_ctx
 from services.stats.consumer import consumer_ctx
+from services.stats.filter_rollups import filter_rollups_ctx
 from services.stats.handlers import add_routes
 from services.stats.keys import SETTINGS
 from services.stats.queries import READ_SETTINGS
@@ -23,6 +24,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.run_consumer:
         app.cleanup_ctx.append(consumer_ctx(settings))
         app.cleanup_ctx.append(cleanup_ctx(settings))
+        app.cleanup_ctx.append(filter_rollups_ctx(settings))
     add_health_route(app)
     add_routes(app)
     return app

@@ -19,10 +19,15 @@ from typing import Any
 
 import asyncpg
 
-from services.stats.repository import DAY_COLUMNS, DIMENSION_COLUMNS, HOUR_COLUMNS
+from services.stats import link_sets
+from services.stats.repository import (
+    DAY_COLUMNS,
+    DIMENSION_COLUMNS,
+    FACT_DIMENSIONS,
+    HOUR_COLUMNS,
+    MARKED_CLICKS_NOW,
+)
 from services.stats.spans import Spans, day_hours, split
-
-_UNPIVOT = ", ".join(f"('{dim}', f.{col})" for dim, col in DIMENSION_COLUMNS.items())
 
 
 @dataclass(frozen=True)
@@ -361,6 +366,19 @@ async def clicks_by_bucket(conn: Any, scope: Scope, current: Spans, previous: Sp
 FACTS_WORK_MEM = "16MB"
 
 
+def _dimension_sets(alias: str, dims: list[str]) -> tuple[str, str, list[str]]:
+    """For an aggregate of ``alias``'s facts with one grouping set per dimension of
+    ``dims`` (see FACTS_WORK_MEM): the expressions of a row's dimension and value, and
+    the sets."""
+    if not dims:
+        return "NULL::text", "NULL::text", []
+    columns = [f"{alias}.{DIMENSION_COLUMNS[dim]}" for dim in dims]
+    dim_of_set = "CASE {} END".format(" ".join(
+        f"WHEN GROUPING({col}) = 0 THEN '{dim}'" for dim, col in zip(dims, columns,
+                                                                       strict=True)))
+    return dim_of_set, f"coalesce({', '.join(columns)})", [f"({col})" for col in columns]
+
+
 @dataclass(frozen=True)
 class FactsAnswer:
     """A filtered period's sums: {chart bucket: (clicks, human clicks)} (1-based, see
@@ -380,12 +398,8 @@ async def filtered_period(conn: Any, scope: Scope, spans: Spans, bounds: list[da
     (Read by separate statements, a domain's month of facts was read three times.)"""
     args = _Args()
     columns = [DIMENSION_COLUMNS[dim] for dim in dims]
-    sets = ", ".join(["(x.bucket)", "(x.link_id)", *(f"(x.{col})" for col in columns)])
-    dim_of_set, value = "NULL::text", "NULL::text"
-    if columns:
-        dim_of_set = "CASE {} END".format(" ".join(
-            f"WHEN GROUPING(x.{DIMENSION_COLUMNS[dim]}) = 0 THEN '{dim}'" for dim in dims))
-        value = f"coalesce({', '.join(f'x.{col}' for col in columns)})"
+    dim_of_set, value, dim_sets = _dimension_sets("x", dims)
+    sets = ", ".join(["(x.bucket)", "(x.link_id)", *dim_sets])
     where = _facts_where(args, scope, spans.lo, spans.hi, filters)
     sql = f"""
         WITH g AS (
@@ -442,6 +456,95 @@ async def filtered_previous(conn: Any, scope: Scope, lo: datetime, hi: datetime,
     return row["clicks"], row["human"], row["links"]
 
 
+async def built_days(conn: Any, domain_id: int, first: date, end: date, hi: datetime
+                     ) -> list[tuple[date, datetime]]:
+    """(day, through) of the days in ``[first, end)`` whose filter rollups (migration
+    0206) cover hours that end by ``hi`` and miss no click those hours hold now."""
+    rows = await conn.fetch(
+        f"""SELECT b.day, b.through FROM stats_filter_days b
+            LEFT JOIN stats_domain_daily d ON d.domain_id = b.domain_id AND d.day = b.day
+            WHERE b.domain_id = $1 AND b.day >= $2 AND b.day < $3 AND b.through <= $4
+              AND b.clicks = {MARKED_CLICKS_NOW}""",
+        domain_id, first, end, hi)
+    return [(r["day"], r["through"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class ValueSums:
+    """The clicks with one of some values of one dimension: all of them, the human ones,
+    per value of each dimension asked for (every value, unranked), and how many distinct
+    links they went to."""
+
+    clicks: int
+    human: int
+    values: dict[str, dict[str, int]]
+    links: int
+
+
+async def value_sums(conn: Any, domain_id: int, dim: str, values: list[str], days: list[date],
+                     hours: list[tuple[datetime, datetime]], dims: list[str]) -> ValueSums:
+    """The clicks of a domain with ``dim`` in ``values`` on the built ``days`` (from their
+    filter rollups) and in ``hours`` (from the facts, read once), summed per value of
+    ``dims``, with the links they went to (bitmaps of the days, ids of the hours)."""
+    args = _Args()
+    domain, dim_arg, values_arg = args(domain_id), args(dim), args(values)
+    days_arg, wanted = args(days), args(sorted({dim, *dims}))
+    lo, hi = args([a for a, _ in hours]), args([b for _, b in hours])
+    column = DIMENSION_COLUMNS[dim]  # a fixed table's, never a caller's
+    dim_of_set, value, sets = _dimension_sets("f", sorted({dim, *dims}))
+    sql = f"""
+        WITH f AS MATERIALIZED (
+            SELECT f.* FROM unnest({lo}::timestamptz[], {hi}::timestamptz[]) AS s(lo, hi)
+            CROSS JOIN LATERAL (SELECT * FROM stats_facts f
+                                WHERE f.domain_id = {domain} AND f.hour >= s.lo
+                                  AND f.hour < s.hi AND f.{column} = ANY({values_arg}::text[])
+                                OFFSET 0) f),
+        sums AS (
+            SELECT x.dim, x.value, sum(x.clicks)::bigint AS clicks,
+                   sum(x.human_clicks)::bigint AS human
+            FROM (
+                -- A value's ('', '') row holds all its clicks: its own dimension's row.
+                SELECT CASE WHEN p.by_dim = '' THEN p.dim ELSE p.by_dim END AS dim,
+                       CASE WHEN p.by_dim = '' THEN p.value ELSE p.by_value END AS value,
+                       p.clicks, p.human_clicks
+                FROM stats_domain_pairs_daily p
+                WHERE p.domain_id = {domain} AND p.dim = {dim_arg}
+                  AND p.value = ANY({values_arg}::text[]) AND p.day = ANY({days_arg}::date[])
+                  AND (p.by_dim = '' OR p.by_dim = ANY({wanted}::text[]))
+                UNION ALL
+                SELECT {dim_of_set}, {value}, sum(f.clicks)::bigint,
+                       sum(CASE WHEN f.bot THEN 0 ELSE f.clicks END)::bigint
+                FROM f GROUP BY GROUPING SETS ({", ".join(sets)})) x
+            WHERE x.value IS NOT NULL
+            GROUP BY 1, 2)
+        SELECT dim, value, clicks, human, NULL::bigint AS first_link, NULL::bytea AS links,
+               NULL::bigint[] AS ids
+        FROM sums
+        UNION ALL
+        SELECT NULL, NULL, NULL, NULL, l.first_link, l.links, NULL
+        FROM stats_domain_value_links l
+        WHERE l.domain_id = {domain} AND l.dim = {dim_arg}
+          AND l.value = ANY({values_arg}::text[]) AND l.day = ANY({days_arg}::date[])
+        UNION ALL
+        SELECT NULL, NULL, NULL, NULL, NULL, NULL, array_agg(DISTINCT f.link_id) FROM f"""
+    per_value: dict[str, dict[str, int]] = {d: {} for d in dims}
+    clicks = human = 0
+    bitmaps: list[tuple[int, bytes]] = []
+    ids: list[int] = []
+    for row in await conn.fetch(sql, *args.values):
+        if row["links"] is not None:
+            bitmaps.append((row["first_link"], row["links"]))
+        elif row["dim"] is None:
+            ids = row["ids"] or []
+        else:
+            if row["dim"] == dim:
+                clicks += row["clicks"]
+                human += row["human"]
+            if row["dim"] in per_value:
+                per_value[row["dim"]][row["value"]] = row["clicks"]
+    return ValueSums(clicks, human, per_value, link_sets.count_union(bitmaps, ids))
+
+
 def _ranked(source: str, args: _Args, limit: int) -> str:
     return f"""
         SELECT dim, value, clicks FROM (
@@ -468,7 +571,7 @@ async def breakdowns(conn: Any, scope: Scope, spans: Spans, dims: list[str], lim
         where = _facts_where(args, scope, spans.lo, spans.hi, filters)
         source = f"""SELECT d.dim, d.value, f.clicks
                      FROM stats_facts f
-                     CROSS JOIN LATERAL (VALUES {_UNPIVOT}) AS d(dim, value)
+                     CROSS JOIN LATERAL (VALUES {FACT_DIMENSIONS}) AS d(dim, value)
                      WHERE {where} AND d.value IS NOT NULL
                        AND d.dim = ANY({args(dims)}::text[])"""
     result: dict[str, list[tuple[str, int]]] = {dim: [] for dim in dims}
@@ -688,6 +791,11 @@ async def last_clicks(conn: Any, domain_id: int, *, limit: int, before: datetime
     return rows
 
 
+# The rollups the stats service builds for filtered domain answers, by domain and day
+# (services/stats/filter_rollups.py).
+FILTER_ROLLUPS = ("stats_filter_days", "stats_domain_pairs_daily", "stats_domain_value_links")
+
+
 async def clear_domain(conn: Any, domain_id: int) -> None:
     """Deletes every statistic of a domain (call inside a transaction)."""
     await conn.execute(
@@ -696,7 +804,8 @@ async def clear_domain(conn: Any, domain_id: int) -> None:
         domain_id)
     for table in ("stats_link_monthly", "stats_link_totals",
                   "stats_domain_hourly", "stats_domain_daily", "stats_domain_dims_daily",
-                  "stats_domain_dims_totals", "stats_facts", "stats_clicks"):
+                  "stats_domain_dims_totals", "stats_facts", "stats_clicks",
+                  *FILTER_ROLLUPS):
         await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1", domain_id)
 
 
@@ -705,7 +814,8 @@ async def clear_domain(conn: Any, domain_id: int) -> None:
 _LINK_DIMS = f"""SELECT (f.hour AT TIME ZONE 'UTC')::date AS day,
                         extract(hour FROM f.hour AT TIME ZONE 'UTC')::int AS hr,
                         x.dim, x.value, f.clicks
-                 FROM stats_facts f CROSS JOIN LATERAL (VALUES {_UNPIVOT}) AS x(dim, value)
+                 FROM stats_facts f
+                 CROSS JOIN LATERAL (VALUES {FACT_DIMENSIONS}) AS x(dim, value)
                  WHERE f.link_id = $1 AND x.value IS NOT NULL"""
 _LINK_DIM_HOURS = ", ".join(f"coalesce(sum(clicks) FILTER (WHERE hr = {h}), 0) AS {c}"
                             for h, c in enumerate(HOUR_COLUMNS))
@@ -714,7 +824,15 @@ _TAKE_HOURS = ", ".join(f"{c} = d.{c} - l.{c}" for c in HOUR_COLUMNS)
 
 async def clear_link(conn: Any, domain_id: int, link_id: int) -> None:
     """Deletes one link's statistics and takes them out of its domain's rollups (call
-    inside a transaction)."""
+    inside a transaction). The filter rollups of the days it was clicked on are deleted
+    (the stats service builds them again): a marker left in place could match its day's
+    clicks again once late clicks had made up for the ones taken out."""
+    for table in FILTER_ROLLUPS:
+        await conn.execute(
+            f"""DELETE FROM {table} WHERE domain_id = $2 AND day IN
+                    (SELECT DISTINCT (hour AT TIME ZONE 'UTC')::date FROM stats_facts
+                     WHERE link_id = $1)""",
+            link_id, domain_id)
     await conn.execute(
         """UPDATE stats_domain_hourly d
            SET clicks = d.clicks - l.clicks, human_clicks = d.human_clicks - l.human_clicks

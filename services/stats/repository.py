@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
+from services.stats import link_sets
 from services.stats.batch import CLICK_COLUMNS
 
 # Each dimension's rollup name and the raw-click column it comes from.
@@ -24,6 +25,8 @@ DIMENSION_COLUMNS: dict[str, str] = {
 }
 
 _FACT_COLUMNS = ", ".join(DIMENSION_COLUMNS.values())
+# (dimension, value) of a stats_facts row ``f``, as a VALUES list to unpivot it with.
+FACT_DIMENSIONS = ", ".join(f"('{dim}', f.{col})" for dim, col in DIMENSION_COLUMNS.items())
 _CLICK_TYPES = {
     "event_id": "uuid", "ts": "timestamptz", "link_id": "bigint", "domain_id": "bigint",
     "bot": "boolean", "combo": "bigint",
@@ -247,3 +250,98 @@ async def delete_clicks_before(conn: Any, cutoff: datetime, limit: int) -> int:
         cutoff, limit,
     )
     return int(result.split()[-1])
+
+
+# Filter rollups (migration 0206), built per domain and UTC day (its hours up to a
+# marker's ``through``) from the facts by services/stats/filter_rollups.py. The counts
+# are summed as int: one day of one domain.
+_PAIRS_SQL = f"""
+INSERT INTO stats_domain_pairs_daily
+    (domain_id, dim, value, day, by_dim, by_value, clicks, human_clicks)
+SELECT $1, a.dim, a.value, $2, b.dim, b.value, sum(f.clicks::int),
+       coalesce(sum(f.clicks::int) FILTER (WHERE NOT f.bot), 0)
+FROM stats_facts f
+CROSS JOIN LATERAL (VALUES {FACT_DIMENSIONS}) AS a(dim, value)
+CROSS JOIN LATERAL (VALUES ('', ''), {FACT_DIMENSIONS}) AS b(dim, value)
+WHERE f.domain_id = $1 AND f.hour >= $3 AND f.hour < $4
+  AND a.value IS NOT NULL AND b.value IS NOT NULL AND a.dim <> b.dim
+GROUP BY a.dim, a.value, b.dim, b.value
+"""
+_VALUE_LINKS_SQL = f"""
+SELECT a.dim, a.value, array_agg(DISTINCT f.link_id) AS links
+FROM stats_facts f CROSS JOIN LATERAL (VALUES {FACT_DIMENSIONS}) AS a(dim, value)
+WHERE f.domain_id = $1 AND f.hour >= $2 AND f.hour < $3 AND a.value IS NOT NULL
+GROUP BY a.dim, a.value
+"""
+_FILTER_ROLLUP_TABLES = ("stats_domain_pairs_daily", "stats_domain_value_links")
+_DAY_END = "(b.day + 1)::timestamp AT TIME ZONE 'UTC'"
+# The clicks that the hours of marker ``b`` (day ``d`` of stats_domain_daily) hold now:
+# the day's own row once the marker covers the whole day, else its hours' rows.
+MARKED_CLICKS_NOW = f"""CASE WHEN b.through = {_DAY_END} THEN d.clicks
+    ELSE (SELECT coalesce(sum(h.clicks), 0) FROM stats_domain_hourly h
+          WHERE h.domain_id = b.domain_id AND h.hour >= b.day::timestamp AT TIME ZONE 'UTC'
+            AND h.hour < b.through) END"""
+
+
+async def stale_filter_days(conn: Any, closed: datetime, limit: int
+                            ) -> list[tuple[int, date, datetime]]:
+    """(domain, day, through) of up to ``limit`` days whose filter rollups should cover
+    their hours up to ``through`` (the day's end, or ``closed`` for the day under way)
+    but are missing, cover fewer hours, or miss clicks; newest first."""
+    rows = await conn.fetch(
+        f"""SELECT d.domain_id, d.day, least((d.day + 1)::timestamp AT TIME ZONE 'UTC', $1)
+                   AS through
+            FROM stats_domain_daily d
+            LEFT JOIN stats_filter_days b ON b.domain_id = d.domain_id AND b.day = d.day
+            WHERE d.day::timestamp AT TIME ZONE 'UTC' < $1
+              AND (b.day IS NULL
+                   OR b.through < least((d.day + 1)::timestamp AT TIME ZONE 'UTC', $1)
+                   OR b.clicks <> {MARKED_CLICKS_NOW})
+            ORDER BY d.day DESC, d.domain_id LIMIT $2""",
+        closed, limit)
+    return [(r["domain_id"], r["day"], r["through"]) for r in rows]
+
+
+async def lock_filter_day(conn: Any, domain_id: int, day: date, through: datetime
+                          ) -> int | None:
+    """In a repeatable-read transaction: the clicks of the day's hours before
+    ``through``, with their hourly rows locked against changes until the transaction
+    ends (a clear of a link's statistics then deletes the marker this transaction
+    writes, rather than racing it); None when they hold no clicks or another process is
+    building the day."""
+    claimed = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)",
+                                  domain_id, day.toordinal())
+    if not claimed:
+        return None
+    rows = await conn.fetch(
+        """SELECT clicks FROM stats_domain_hourly
+           WHERE domain_id = $1 AND hour >= $2 AND hour < $3 FOR SHARE""",
+        domain_id, datetime.combine(day, time(), tzinfo=UTC), through)
+    return sum(r["clicks"] for r in rows) or None
+
+
+async def write_filter_day(conn: Any, domain_id: int, day: date, through: datetime,
+                           clicks: int) -> None:
+    """Replaces the day's filter rollups with what its facts before ``through`` hold now,
+    and marks them with ``clicks`` (read in the same snapshot by
+    :func:`lock_filter_day`)."""
+    midnight = datetime.combine(day, time(), tzinfo=UTC)
+    for table in _FILTER_ROLLUP_TABLES:
+        await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1 AND day = $2",
+                           domain_id, day)
+    await conn.execute(_PAIRS_SQL, domain_id, day, midnight, through)
+    rows = await conn.fetch(_VALUE_LINKS_SQL, domain_id, midnight, through)
+    bitmaps = [link_sets.encode(r["links"]) for r in rows]
+    await conn.execute(
+        """INSERT INTO stats_domain_value_links (domain_id, dim, value, day, first_link, links)
+           SELECT $1, x.dim, x.value, $2, x.first_link, x.links
+           FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bytea[])
+                AS x(dim, value, first_link, links)""",
+        domain_id, day, [r["dim"] for r in rows], [r["value"] for r in rows],
+        [first for first, _ in bitmaps], [bits for _, bits in bitmaps])
+    await conn.execute(
+        """INSERT INTO stats_filter_days (domain_id, day, through, clicks)
+           VALUES ($1, $2, $3, $4)
+           ON CONFLICT (domain_id, day) DO UPDATE
+               SET through = EXCLUDED.through, clicks = EXCLUDED.clicks, built_at = now()""",
+        domain_id, day, through, clicks)

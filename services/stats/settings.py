@@ -29,6 +29,12 @@ class Settings(CommonSettings):
     raw_click_retention: timedelta = timedelta(days=30)
     cleanup_interval: timedelta = timedelta(minutes=10)
     cleanup_batch: int = 10_000
+    # Filter rollups (services/stats/filter_rollups.py): how often stale days are looked
+    # for, how many are built at most before the next look, and how long after an hour
+    # ends it is built (the clicks still on their way for it have arrived by then).
+    filter_rollup_interval: timedelta = timedelta(minutes=1)
+    filter_rollup_days: int = 50
+    filter_rollup_settle: timedelta = timedelta(minutes=5)
     # Statistics API: the longest breakdown list and chart an answer may carry.
     top_limit: int = 10
     max_chart_points: int = 5000

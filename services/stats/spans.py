@@ -53,7 +53,8 @@ class Spans:
         return merged
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
+    """The UTC midnight that starts ``day``."""
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
@@ -88,8 +89,8 @@ def split(lo: datetime, hi: datetime, cuts: Iterable[datetime] = (), *,
         hours.append((a, b))
 
     day = lo.date()
-    while _midnight(day) < hi:
-        start, end = _midnight(day), _midnight(day + DAY)
+    while midnight(day) < hi:
+        start, end = midnight(day), midnight(day + DAY)
         a, b = max(lo, start), min(hi, end)
         after = bisect_right(points, a)
         inner = points[after:bisect_left(points, b, after)]
@@ -151,7 +152,7 @@ def day_hours(spans: Spans, cuts: Iterable[datetime] = ()
     for a, b in spans.hours:
         add(a, b, None, 1)
     for day, at in spans.stand_ins:
-        add(_midnight(day), _midnight(day + DAY), at, 1)
+        add(midnight(day), midnight(day + DAY), at, 1)
     for a, b, at in spans.minus:
         add(a, b, at, -1)
     points = sorted({c.astimezone(UTC) for c in cuts})
@@ -176,3 +177,27 @@ def holds_all(lo: datetime, hi: datetime, first: datetime | None, last: datetime
     """Whether the hours ``[lo, hi)`` hold every hour from ``first`` to ``last`` (the
     scope's first and last clicked hours; None when it has none)."""
     return first is None or last is None or (lo <= first and last < hi)
+
+
+def days_starting(lo: datetime, hi: datetime) -> tuple[date, date]:
+    """The UTC days ``[first, end)`` whose midnight is in ``[lo, hi)``."""
+    lo, hi = lo.astimezone(UTC), hi.astimezone(UTC)
+    first = lo.date() if lo == midnight(lo.date()) else lo.date() + DAY
+    end = hi.date() if hi == midnight(hi.date()) else hi.date() + DAY
+    return first, end
+
+
+def hours_outside(lo: datetime, hi: datetime, covered: Iterable[tuple[datetime, datetime]]
+                  ) -> list[tuple[datetime, datetime]]:
+    """``[lo, hi)`` less the ``covered`` ranges (disjoint, each inside it), as sorted
+    ranges."""
+    lo, hi = lo.astimezone(UTC), hi.astimezone(UTC)
+    ranges: list[tuple[datetime, datetime]] = []
+    start = lo
+    for a, b in sorted(covered):
+        if start < a:
+            ranges.append((start, a))
+        start = b
+    if start < hi:
+        ranges.append((start, hi))
+    return ranges

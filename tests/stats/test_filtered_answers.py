@@ -1,6 +1,9 @@
-"""Filtered link and domain statistics (one statement over the facts, grouping sets for
-totals per chart bucket, breakdowns and clicked links) against sums of the raw clicks:
-include and exclude filters, humans and bots, paths, periods with days cut by a zone."""
+"""Filtered link and domain statistics against sums of the raw clicks: include and
+exclude filters, humans and bots, paths, periods with days cut by a zone. Most filters
+are answered from the facts (one statement, grouping sets for totals per chart bucket,
+breakdowns and clicked links); a domain's answer filtered by values of one dimension
+from the filter rollups of its built days and the facts of its other hours, checked
+before any day is built, once they are, with late clicks on built days and built again."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from services.stats.filter_rollups import build_stale_days
 from services.stats.periods import bucket_start, change, hour_range, period_window, resolve_tz
 from services.stats.repository import DIMENSION_COLUMNS
 from tests.conftest import Tenant
@@ -26,6 +30,7 @@ COLUMNS = {"countries": "country", "browsers": "browser", "referers": "referer_h
            "socials": "social", "utmSources": "utm_source"}
 FILTERS: list[dict[str, Any]] = [
     {"include": {"countries": ["US"]}},
+    {"include": {"browsers": ["Chrome", "Firefox"]}},
     {"include": {"countries": ["US", "FR"], "browsers": ["Chrome"]}},
     {"exclude": {"countries": ["US"], "referers": ["t.co"]}},
     {"include": {"human": True}, "exclude": {"socials": ["facebook"]}},
@@ -61,7 +66,6 @@ async def test_filtered_answers_equal_sums_of_raw_clicks(
     api: Client, db: asyncpg.Pool, tenant: Tenant
 ) -> None:
     links = [await make_link(db, tenant, path) for path in PATHS]
-    link_of = {path: link for path, (link, _) in zip(PATHS, links, strict=True)}
     now = datetime.now(UTC)
     agents = (CHROME, CHROME, FIREFOX, BOT)
     referers = ("https://www.facebook.com/a", "https://t.co/x", None, "https://example.org/")
@@ -74,10 +78,31 @@ async def test_filtered_answers_equal_sums_of_raw_clicks(
                                24 * 20 + 12, 24 * 27, 24 * 31, 24 * 33 + 23, 24 * 40, 24 * 45,
                                24 * 55, 24 * 59 + 5])]
     await write(db, events)
+    seen = await _check_answers(api, db, tenant, links, len(events))
+    # Every day built, today up to the hour under way.
+    assert await build_stale_days(db, 1000, timedelta(0)) > 10
+    assert await _check_answers(api, db, tenant, links, len(events)) == seen
+    # Late clicks: on a built day (stale until built again) and in a built hour of today.
+    late = [click(links[1][0], tenant.domain_id, ts=now - timedelta(hours=24 * 8),
+                  country="US", user_agent=FIREFOX),
+            click(links[2][0], tenant.domain_id, ts=_hour(now) - timedelta(minutes=30),
+                  country="US", user_agent=CHROME)]
+    await write(db, late)
+    after = await _check_answers(api, db, tenant, links, len(events) + 2)
+    assert after > seen
+    assert await build_stale_days(db, 1000, timedelta(0)) >= 1
+    assert await _check_answers(api, db, tenant, links, len(events) + 2) == after
+    assert await build_stale_days(db, 1000, timedelta(0)) == 0  # nothing stale is left
+
+
+async def _check_answers(api: Client, db: asyncpg.Pool, tenant: Tenant,
+                         links: list[tuple[int, str]], expected: int) -> int:
+    """Every filter, period and scope against the raw clicks; how many were counted."""
+    link_of = {path: link for path, (link, _) in zip(PATHS, links, strict=True)}
     raw = await db.fetch(
         f"""SELECT link_id, ts, bot, {", ".join(DIMENSION_COLUMNS.values())}
             FROM stats_clicks WHERE domain_id = $1""", tenant.domain_id)
-    assert len(raw) == len(events)
+    assert len(raw) == expected
     seen = 0
     for spec in FILTERS:
         chosen = [r for r in raw if _passes(r, spec, link_of)]
@@ -102,7 +127,10 @@ async def test_filtered_answers_equal_sums_of_raw_clicks(
                 points = answer["clickStatistics"]["datasets"][0]["data"]
                 chart = dict.fromkeys((p["x"] for p in points), 0)
                 for r in current:
-                    chart[bucket_start(_hour(r["ts"]), used, zone).isoformat()] += 1
+                    # A zone's half hour before the period's start is read with the UTC
+                    # hour that holds the start, into the first bucket.
+                    start = max(_hour(r["ts"]), window.start)
+                    chart[bucket_start(start, used, zone).isoformat()] += 1
                 assert {p["x"]: p["y"] for p in points} == chart, where
                 for dim, column in DIMENSION_COLUMNS.items():
                     counts: dict[str, int] = {}
@@ -128,6 +156,7 @@ async def test_filtered_answers_equal_sums_of_raw_clicks(
                     assert answer["linksChange"] == change(
                         len(clicked), len({r["link_id"] for r in previous})), where
     assert seen > 100  # the filters leave clicks to count
+    return seen
 
 
 async def test_filtered_answer_without_breakdowns(

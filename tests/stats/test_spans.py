@@ -21,7 +21,15 @@ from services.stats.periods import (
     hour_range,
     period_window,
 )
-from services.stats.spans import Spans, day_hours, holds_all, split
+from services.stats.spans import (
+    Spans,
+    day_hours,
+    days_starting,
+    holds_all,
+    hours_outside,
+    midnight,
+    split,
+)
 
 HOUR = timedelta(hours=1)
 ZONES = [UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata"), ZoneInfo("Asia/Kathmandu"),
@@ -245,3 +253,25 @@ def test_day_hours_example() -> None:
                                            cuts[1]: frozenset(range(19, 24))}
     assert counted[date(2026, 11, 19)] == {lo: frozenset(range(19, 24))}
     assert counted[date(2026, 11, 21)] == {cuts[1]: frozenset(range(19))}
+
+
+@given(st.integers(0, 24 * 40), st.integers(0, 24 * 40), st.sets(st.integers(0, 45)),
+       st.integers(0, 24))
+def test_hours_outside_covered_days_are_the_rest_of_the_range(
+        start: int, length: int, chosen: set[int], through: int) -> None:
+    """The filter rollups' days (each from its midnight to its marker's ``through``) and
+    the hours read from the facts are the range's hours, each once."""
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    lo = base + timedelta(hours=start)
+    hi = lo + timedelta(hours=length)
+    first, end = days_starting(lo, hi)
+    days = [first + timedelta(days=n) for n in sorted(chosen)
+            if first + timedelta(days=n) < end]
+    assert all(lo <= midnight(d) < hi for d in days)
+    covered = [(midnight(d), min(midnight(d) + timedelta(hours=max(through, 1)), hi))
+               for d in days]
+    rest = hours_outside(lo, hi, covered)
+    hours = [a + timedelta(hours=i) for a, b in [*covered, *rest]
+             for i in range((b - a) // timedelta(hours=1))]
+    assert sorted(hours) == [lo + timedelta(hours=i) for i in range(length)]
+    assert rest == sorted(rest)
