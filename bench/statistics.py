@@ -29,7 +29,7 @@ from bench.numbers import at_most, median, percentile
 from bench.report import Report, fmt, table
 from deploy.local import processes
 from services.stats import filter_rollups
-from services.stats.queries import FILTER_ROLLUPS
+from services.stats.repository import FILTER_ROLLUPS
 
 LINKS = 10_000
 # A slow variant gets fewer calls, not a longer bench: the section's calls take at most

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -52,3 +54,26 @@ def background_task_ctx(
             await cancel_and_wait(task)
 
     return ctx
+
+
+def periodic_task_ctx(name: str, interval: timedelta,
+                      step: Callable[[web.Application], Awaitable[bool]], log: logging.Logger,
+                      quiet: tuple[type[BaseException], ...] = ()) -> CleanupCtx:
+    """A cleanup context running ``step(app)`` every ``interval`` for the app's whole
+    life: at once again when it returns True (more work is waiting). A failure never
+    ends the task: it is logged (at debug level when it is one of ``quiet``, an outage
+    expected to pass) and the next round retries."""
+
+    async def run(app: web.Application) -> None:
+        while True:
+            again = False
+            try:
+                again = await step(app)
+            except quiet as exc:
+                log.debug("%s deferred: %r", name, exc)
+            except Exception:
+                log.warning("%s failed; retrying in %s", name, interval, exc_info=True)
+            if not again:
+                await asyncio.sleep(interval.total_seconds())
+
+    return background_task_ctx(name, run)

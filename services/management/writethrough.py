@@ -21,7 +21,6 @@ ones are removed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from shared.errors import DB_OUTAGES, REDIS_OUTAGES
 from shared.linkrecord import RecordStore
 from shared.record_repository import domain_record_from_row, fetch_link_records_by_ids
 from shared.resources import DB_POOL, REDIS
-from shared.tasks import CleanupCtx, background_task_ctx
+from shared.tasks import CleanupCtx, periodic_task_ctx
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +128,12 @@ async def _write(conn: Any, store: RecordStore, changes: Changes) -> None:
 
 
 def outbox_drainer_ctx(settings: Settings) -> CleanupCtx:
-    """Drains the outbox every ``outbox_interval`` for the app's whole life."""
+    """Drains the outbox every ``outbox_interval`` for the app's whole life; while Redis
+    or Postgres is away the rows stay for the next round."""
 
-    async def loop(app: web.Application) -> None:
-        interval = settings.outbox_interval.total_seconds()
-        while True:
-            try:
-                while await drain(app[DB_POOL], app[REDIS], older_than=settings.outbox_min_age):
-                    pass  # a full batch: there may be more
-            except (*REDIS_OUTAGES, *DB_OUTAGES) as exc:  # still away: next round retries
-                log.debug("outbox drain deferred: %r", exc)
-            except Exception:  # never end the drainer: the rows stay for the next round
-                log.warning("outbox drain failed; retrying", exc_info=True)
-            await asyncio.sleep(interval)
+    async def step(app: web.Application) -> bool:
+        # Something drained: there may be more.
+        return bool(await drain(app[DB_POOL], app[REDIS], older_than=settings.outbox_min_age))
 
-    return background_task_ctx("outbox-drainer", loop)
+    return periodic_task_ctx("outbox-drainer", settings.outbox_interval, step, log,
+                             quiet=(*REDIS_OUTAGES, *DB_OUTAGES))

@@ -3,7 +3,6 @@ retention itself, in small steps, on a timer (rollups are kept)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -13,7 +12,7 @@ from aiohttp import web
 from services.stats import repository
 from services.stats.settings import Settings
 from shared.resources import DB_POOL
-from shared.tasks import CleanupCtx, background_task_ctx
+from shared.tasks import CleanupCtx, periodic_task_ctx
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +29,11 @@ async def delete_expired_clicks(pool: asyncpg.Pool, settings: Settings,
             return total
 
 
-async def _cleanup_forever(pool: asyncpg.Pool, settings: Settings) -> None:
-    while True:
-        try:
-            deleted = await delete_expired_clicks(pool, settings)
-            if deleted:
-                log.info("deleted %d raw clicks past retention", deleted)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("raw click cleanup failed; next attempt at the next interval")
-        await asyncio.sleep(settings.cleanup_interval.total_seconds())
-
-
 def cleanup_ctx(settings: Settings) -> CleanupCtx:
-    async def run(app: web.Application) -> None:
-        await _cleanup_forever(app[DB_POOL], settings)
+    async def step(app: web.Application) -> bool:
+        deleted = await delete_expired_clicks(app[DB_POOL], settings)
+        if deleted:
+            log.info("deleted %d raw clicks past retention", deleted)
+        return False  # it deletes until nothing is left
 
-    return background_task_ctx("raw-click-cleanup", run)
+    return periodic_task_ctx("raw-click-cleanup", settings.cleanup_interval, step, log)

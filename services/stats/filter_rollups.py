@@ -8,7 +8,6 @@ the facts: a stale or missing day is slower to answer, never wrong
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from services.stats import repository
 from services.stats.periods import floor_hour_utc
 from services.stats.settings import Settings
 from shared.resources import DB_POOL
-from shared.tasks import CleanupCtx, background_task_ctx
+from shared.tasks import CleanupCtx, periodic_task_ctx
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +55,12 @@ async def build_stale_days(pool: asyncpg.Pool, limit: int, settle: timedelta,
     return built
 
 
-async def _build_forever(pool: asyncpg.Pool, settings: Settings) -> None:
-    while True:
-        try:
-            built = await build_stale_days(pool, settings.filter_rollup_days,
-                                           settings.filter_rollup_settle)
-            if built:
-                log.info("built the filter rollups of %d domain days", built)
-            if built == settings.filter_rollup_days:
-                continue  # more are waiting (a first start on a long history, say)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("building filter rollups failed; next attempt at the next interval")
-        await asyncio.sleep(settings.filter_rollup_interval.total_seconds())
-
-
 def filter_rollups_ctx(settings: Settings) -> CleanupCtx:
-    async def run(app: web.Application) -> None:
-        await _build_forever(app[DB_POOL], settings)
+    async def step(app: web.Application) -> bool:
+        built = await build_stale_days(app[DB_POOL], settings.filter_rollup_days,
+                                       settings.filter_rollup_settle)
+        if built:
+            log.info("built the filter rollups of %d domain days", built)
+        return built == settings.filter_rollup_days  # more may wait (a long history)
 
-    return background_task_ctx("filter-rollups", run)
+    return periodic_task_ctx("filter-rollups", settings.filter_rollup_interval, step, log)

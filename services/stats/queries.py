@@ -14,7 +14,7 @@ click together per link and hour.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -24,10 +24,11 @@ from services.stats.repository import (
     DAY_COLUMNS,
     DIMENSION_COLUMNS,
     FACT_DIMENSIONS,
+    FILTER_ROLLUPS,
     HOUR_COLUMNS,
     MARKED_CLICKS_NOW,
 )
-from services.stats.spans import Spans, day_hours, split
+from services.stats.spans import Spans, day_hours, midnight, split
 
 
 @dataclass(frozen=True)
@@ -287,8 +288,7 @@ def _dim_rows(args: _Args, spans: Spans, where: str, cuts: list[datetime]) -> st
         parts.append(_whole_days(args, daily, list(spans.days)))
     shapes: dict[tuple[tuple[int, frozenset[int]], ...], list[date]] = {}
     for day, counted in day_hours(spans, cuts).items():
-        midnight = datetime.combine(day, time(), tzinfo=UTC)
-        shape = tuple(sorted(((at - midnight) // timedelta(seconds=1), hours)
+        shape = tuple(sorted(((at - midnight(day)) // timedelta(seconds=1), hours)
                              for at, hours in counted.items()))
         shapes.setdefault(shape, []).append(day)
     midnight_sql = "(r.day::timestamp AT TIME ZONE 'UTC')"
@@ -789,11 +789,6 @@ async def last_clicks(conn: Any, domain_id: int, *, limit: int, before: datetime
             ORDER BY ts DESC LIMIT {args(limit)}""",
         *args.values)
     return rows
-
-
-# The rollups the stats service builds for filtered domain answers, by domain and day
-# (services/stats/filter_rollups.py).
-FILTER_ROLLUPS = ("stats_filter_days", "stats_domain_pairs_daily", "stats_domain_value_links")
 
 
 async def clear_domain(conn: Any, domain_id: int) -> None:

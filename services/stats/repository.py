@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 
 from services.stats import link_sets
 from services.stats.batch import CLICK_COLUMNS
+from services.stats.spans import midnight
 
 # Each dimension's rollup name and the raw-click column it comes from.
 DIMENSION_COLUMNS: dict[str, str] = {
@@ -273,11 +274,18 @@ FROM stats_facts f CROSS JOIN LATERAL (VALUES {FACT_DIMENSIONS}) AS a(dim, value
 WHERE f.domain_id = $1 AND f.hour >= $2 AND f.hour < $3 AND a.value IS NOT NULL
 GROUP BY a.dim, a.value
 """
-_FILTER_ROLLUP_TABLES = ("stats_domain_pairs_daily", "stats_domain_value_links")
-_DAY_END = "(b.day + 1)::timestamp AT TIME ZONE 'UTC'"
+# Every table of the filter rollups, keyed by domain and day: the markers first.
+FILTER_ROLLUPS = ("stats_filter_days", "stats_domain_pairs_daily", "stats_domain_value_links")
+
+
+def _day_end(day: str) -> str:
+    """SQL: the UTC midnight that ends the date ``day``."""
+    return f"({day} + 1)::timestamp AT TIME ZONE 'UTC'"
+
+
 # The clicks that the hours of marker ``b`` (day ``d`` of stats_domain_daily) hold now:
 # the day's own row once the marker covers the whole day, else its hours' rows.
-MARKED_CLICKS_NOW = f"""CASE WHEN b.through = {_DAY_END} THEN d.clicks
+MARKED_CLICKS_NOW = f"""CASE WHEN b.through = {_day_end("b.day")} THEN d.clicks
     ELSE (SELECT coalesce(sum(h.clicks), 0) FROM stats_domain_hourly h
           WHERE h.domain_id = b.domain_id AND h.hour >= b.day::timestamp AT TIME ZONE 'UTC'
             AND h.hour < b.through) END"""
@@ -289,13 +297,11 @@ async def stale_filter_days(conn: Any, closed: datetime, limit: int
     their hours up to ``through`` (the day's end, or ``closed`` for the day under way)
     but are missing, cover fewer hours, or miss clicks; newest first."""
     rows = await conn.fetch(
-        f"""SELECT d.domain_id, d.day, least((d.day + 1)::timestamp AT TIME ZONE 'UTC', $1)
-                   AS through
+        f"""SELECT d.domain_id, d.day, least({_day_end("d.day")}, $1) AS through
             FROM stats_domain_daily d
             LEFT JOIN stats_filter_days b ON b.domain_id = d.domain_id AND b.day = d.day
             WHERE d.day::timestamp AT TIME ZONE 'UTC' < $1
-              AND (b.day IS NULL
-                   OR b.through < least((d.day + 1)::timestamp AT TIME ZONE 'UTC', $1)
+              AND (b.day IS NULL OR b.through < least({_day_end("d.day")}, $1)
                    OR b.clicks <> {MARKED_CLICKS_NOW})
             ORDER BY d.day DESC, d.domain_id LIMIT $2""",
         closed, limit)
@@ -316,7 +322,7 @@ async def lock_filter_day(conn: Any, domain_id: int, day: date, through: datetim
     rows = await conn.fetch(
         """SELECT clicks FROM stats_domain_hourly
            WHERE domain_id = $1 AND hour >= $2 AND hour < $3 FOR SHARE""",
-        domain_id, datetime.combine(day, time(), tzinfo=UTC), through)
+        domain_id, midnight(day), through)
     return sum(r["clicks"] for r in rows) or None
 
 
@@ -325,12 +331,11 @@ async def write_filter_day(conn: Any, domain_id: int, day: date, through: dateti
     """Replaces the day's filter rollups with what its facts before ``through`` hold now,
     and marks them with ``clicks`` (read in the same snapshot by
     :func:`lock_filter_day`)."""
-    midnight = datetime.combine(day, time(), tzinfo=UTC)
-    for table in _FILTER_ROLLUP_TABLES:
+    for table in FILTER_ROLLUPS:
         await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1 AND day = $2",
                            domain_id, day)
-    await conn.execute(_PAIRS_SQL, domain_id, day, midnight, through)
-    rows = await conn.fetch(_VALUE_LINKS_SQL, domain_id, midnight, through)
+    await conn.execute(_PAIRS_SQL, domain_id, day, midnight(day), through)
+    rows = await conn.fetch(_VALUE_LINKS_SQL, domain_id, midnight(day), through)
     bitmaps = [link_sets.encode(r["links"]) for r in rows]
     await conn.execute(
         """INSERT INTO stats_domain_value_links (domain_id, dim, value, day, first_link, links)
@@ -341,7 +346,5 @@ async def write_filter_day(conn: Any, domain_id: int, day: date, through: dateti
         [first for first, _ in bitmaps], [bits for _, bits in bitmaps])
     await conn.execute(
         """INSERT INTO stats_filter_days (domain_id, day, through, clicks)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (domain_id, day) DO UPDATE
-               SET through = EXCLUDED.through, clicks = EXCLUDED.clicks, built_at = now()""",
+           VALUES ($1, $2, $3, $4)""",
         domain_id, day, through, clicks)

@@ -398,12 +398,11 @@ async def domain_statistics(pool: asyncpg.Pool, who: Principal, domain_id: str,
         stats = await _statistics(conn, scope, query, limits, now, domain.data)
         sums = (await _unfiltered_domain(conn, scope, stats, query, limits)
                 if stats.filters.empty else None)
-    one_dimension = _one_dimension(stats.filters)
-    if sums is None and one_dimension is not None:  # once the connection above is back
-        sums = await _value_filtered_domain(pool, scope, stats, query, limits,
-                                            *one_dimension)
-    elif sums is None:
-        sums = await _filtered_domain(pool, scope, stats, query, limits)
+    if sums is None:  # filtered: once the connection above is given back
+        one_dimension = _one_dimension(stats.filters)
+        sums = await (_filtered_domain(pool, scope, stats, query, limits)
+                      if one_dimension is None else
+                      _value_filtered_domain(pool, scope, stats, query, limits, *one_dimension))
     assert sums.links is not None
     answer = _answer(stats, sums)
     links, *previous_links = sums.links

@@ -5,8 +5,8 @@
 --
 -- They are built per domain and UTC day from stats_facts by the stats service in the
 -- background (services/stats/filter_rollups.py), not by the consumer's batch: a click
--- has one row per pair of its dimensions here (about 60), which would cost the batch
--- several times what it costs now. A day's rows cover its hours up to
+-- counts in up to 121 rows here (each ordered pair of its 11 dimensions, and one per
+-- dimension), which would cost the batch several times what it costs now. A day's rows cover its hours up to
 -- stats_filter_days.through: all of them once it has ended, its closed hours while it
 -- is today (built again as hours close). An answer reads a day from them only while
 -- the marker's clicks equal the clicks the domain's rollups hold for those hours now

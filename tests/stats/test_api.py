@@ -25,8 +25,7 @@ from services.stats.periods import (
     period_window,
     resolve_tz,
 )
-from services.stats.queries import FILTER_ROLLUPS
-from services.stats.repository import write_clicks
+from services.stats.repository import FILTER_ROLLUPS, write_clicks
 from services.stats.settings import Settings
 from shared import apikey_repository
 from shared.events import ClickEvent

@@ -7,7 +7,6 @@ redirecting at most one sweep interval after its ttl.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import asyncpg
@@ -18,7 +17,7 @@ from services.management.links import repository as links
 from services.management.settings import Settings
 from services.management.writethrough import Changes, deliver, queue, tombstones_of
 from shared.resources import DB_POOL, REDIS
-from shared.tasks import CleanupCtx, background_task_ctx
+from shared.tasks import CleanupCtx, periodic_task_ctx
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +40,10 @@ async def sweep_expired(pool: asyncpg.Pool, redis: aioredis.Redis) -> int:
 
 
 def ttl_sweeper_ctx(settings: Settings) -> CleanupCtx:
-    async def loop(app: web.Application) -> None:
-        interval = settings.ttl_sweep_interval.total_seconds()
-        while True:
-            try:
-                swept = await sweep_expired(app[DB_POOL], app[REDIS])
-                if swept:
-                    log.info("deleted %d links past their ttl", swept)
-            except Exception:  # an outage must not end the sweeper; next round retries
-                log.warning("ttl sweep failed; retrying in %.0fs", interval, exc_info=True)
-            await asyncio.sleep(interval)
+    async def step(app: web.Application) -> bool:
+        swept = await sweep_expired(app[DB_POOL], app[REDIS])
+        if swept:
+            log.info("deleted %d links past their ttl", swept)
+        return False  # it sweeps until nothing is left
 
-    return background_task_ctx("ttl-sweeper", loop)
+    return periodic_task_ctx("ttl-sweeper", settings.ttl_sweep_interval, step, log)
