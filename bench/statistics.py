@@ -28,7 +28,7 @@ from bench.httpclient import Answer, call, sequential
 from bench.numbers import at_most, median, percentile
 from bench.report import Report, fmt, table
 from deploy.local import processes
-from services.stats import filter_rollups
+from services.stats import filter_rollups, month_carry
 from services.stats.repository import FILTER_ROLLUPS
 
 LINKS = 10_000
@@ -126,23 +126,27 @@ async def _prepare(env: BenchEnv, hostname: str, cfg: BenchConfig
         raw = await stats_loader.load(conn, domain_id=domain_id,
                                       link_ids=[r["id"] for r in rows],
                                       clicks=cfg.stats_clicks, days=cfg.stats_days)
-        await _build_filter_rollups(env.database_url, conn)
+        await _build_in_background(env.database_url, conn)
         seconds = time.perf_counter() - started
     finally:
         await conn.close()
     return domain_id, keys, [str(r["id_string"]) for r in rows], raw, seconds
 
 
-async def _build_filter_rollups(database_url: str, conn: asyncpg.Connection) -> None:
-    """What the stats service builds in the background as hours end (its filter rollups):
-    every day up to the last hour that has ended, then analysed as autovacuum would."""
+async def _build_in_background(database_url: str, conn: asyncpg.Connection) -> None:
+    """What the stats service builds in the background: the filter rollups of every day
+    up to the last hour that has ended, and the month carries of every month; then
+    analysed as autovacuum would."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
         while await filter_rollups.build_stale_days(pool, 1000, timedelta(0)):
             pass
+        while await month_carry.carry_stale_months(pool, 100):
+            pass
     finally:
         await pool.close()
-    await conn.execute(f"VACUUM (ANALYZE) {', '.join(FILTER_ROLLUPS)}")
+    await conn.execute(f"VACUUM (ANALYZE) {', '.join(FILTER_ROLLUPS)}, stats_link_monthly, "
+                       "stats_month_carry")
 
 
 class _Calls:

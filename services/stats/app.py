@@ -10,6 +10,7 @@ from services.stats.consumer import consumer_ctx
 from services.stats.filter_rollups import filter_rollups_ctx
 from services.stats.handlers import add_routes
 from services.stats.keys import SETTINGS
+from services.stats.month_carry import month_carry_ctx
 from services.stats.queries import READ_SETTINGS
 from services.stats.settings import Settings
 from shared.errors import error_middleware
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> web.Application:
         app.cleanup_ctx.append(consumer_ctx(settings))
         app.cleanup_ctx.append(cleanup_ctx(settings))
         app.cleanup_ctx.append(filter_rollups_ctx(settings))
+        app.cleanup_ctx.append(month_carry_ctx(settings))
     add_health_route(app)
     add_routes(app)
     return app

@@ -21,12 +21,15 @@ import asyncpg
 
 from services.stats import link_sets
 from services.stats.repository import (
+    CARRY_COLUMNS,
     DAY_COLUMNS,
     DIMENSION_COLUMNS,
     FACT_DIMENSIONS,
     FILTER_ROLLUPS,
     HOUR_COLUMNS,
     MARKED_CLICKS_NOW,
+    lock_carries,
+    previous_month_clicks,
 )
 from services.stats.spans import Spans, day_hours, midnight, split
 
@@ -312,14 +315,6 @@ def _dim_rows(args: _Args, spans: Spans, where: str, cuts: list[datetime]) -> st
     return "\nUNION ALL\n".join(parts)
 
 
-def _links_of(args: _Args, domain_id: int, link_ids: list[int]) -> _Grain:
-    """(link_id, clicks) of the given links per hour (read hour by hour)."""
-    where = (f"r.domain_id = {args(domain_id)} "
-             f"AND r.link_id = ANY({args(link_ids)}::bigint[])")
-    return _Grain("stats_facts", "hour", ("r.link_id AS link_id",), ("r.clicks AS clicks",),
-                  where)
-
-
 def _hours_only(spans: Spans) -> Spans:
     """``spans`` read from the hourly rows only: a link's own answers and charts read its
     facts (a range of their primary key), as its breakdowns do."""
@@ -599,17 +594,62 @@ async def value_series(conn: Any, scope: Scope, dim: str, values: list[str], spa
     return [(r["value"], r["bucket"], r["clicks"]) for r in await conn.fetch(sql, *args.values)]
 
 
+def _next_month(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
 def _month_pieces(ranges: list[tuple[date, date]]) -> list[tuple[date, int, int]]:
     """Day ranges as (month, first day, last day) pieces within one month each."""
     pieces = []
     for a, b in ranges:
         while a < b:
             month = a.replace(day=1)
-            following = (month + timedelta(days=32)).replace(day=1)
+            following = _next_month(month)
             end = min(b, following)
             pieces.append((month, a.day, (end - timedelta(days=1)).day))
             a = end
     return pieces
+
+
+def _days_of(columns: tuple[str, ...], first: int, last: int) -> str:
+    """SQL: days ``first``..``last`` of a month from its cumulative day ``columns``."""
+    upto = f"r.{columns[last - 1]}"
+    return upto if first == 1 else f"{upto} - r.{columns[first - 2]}"
+
+
+def _month_piece(args: _Args, where: str, piece: tuple[date, int, int]) -> str:
+    month, first, last = piece
+    return f"""SELECT r.link_id, {_days_of(DAY_COLUMNS, first, last)} AS clicks
+               FROM stats_link_monthly r WHERE {where} AND r.month = {args(month)}::date"""
+
+
+def _carries(pieces: list[tuple[date, int, int]]) -> bool:
+    """The pieces lie in two adjacent months: the later month's rows may carry both."""
+    return len(pieces) == 2 and _next_month(pieces[0][0]) == pieces[1][0]
+
+
+def _carried_months(args: _Args, domain: str, where: str,
+                    pieces: list[tuple[date, int, int]]) -> str:
+    """The two adjacent months' pieces, read from the later month's rows (one per link:
+    its own day columns and the earlier month's copy, migration 0207) while the copy
+    holds every click of the earlier month; otherwise from both months' rows, joined on
+    the link. Both branches are in the statement, and its snapshot decides which runs
+    (the planner turns the test into a one-time filter: the other branch is never
+    executed), so the copy is checked against the very rows it is read with."""
+    (_, first, last), (later, later_first, later_last) = pieces
+    month = args(later)
+    current = f"""EXISTS (SELECT FROM stats_month_carry m
+                          WHERE m.domain_id = {domain} AND m.month = {month}::date
+                            AND m.clicks = {previous_month_clicks(domain, f"{month}::date")})"""
+    carried = (f"{_days_of(DAY_COLUMNS, later_first, later_last)} + "
+               f"{_days_of(CARRY_COLUMNS, first, last)}")
+    both = (f"({_month_piece(args, where, pieces[0])}) a FULL JOIN "
+            f"({_month_piece(args, where, pieces[1])}) b USING (link_id)")
+    return f"""SELECT r.link_id, {carried} AS clicks FROM stats_link_monthly r
+               WHERE {where} AND r.month = {month}::date AND {current}
+               UNION ALL
+               SELECT link_id, coalesce(a.clicks, 0) + coalesce(b.clicks, 0) AS clicks
+               FROM {both} WHERE NOT {current}"""
 
 
 def _link_clicks(args: _Args, domain_id: int, spans: Spans, link_ids: list[int] | None,
@@ -622,19 +662,17 @@ def _link_clicks(args: _Args, domain_id: int, spans: Spans, link_ids: list[int] 
     full joins on the link: hashing one piece's rows to look the next one's up in costs
     less than hashing every row into groups (measured some 5-10 % less on two pieces of a
     10,000-link domain), and the caller has nothing left to sum."""
-    where = f"r.domain_id = {args(domain_id)}"
+    domain = args(domain_id)
+    where = f"r.domain_id = {domain}"
     if link_ids is not None:
         where += f" AND r.link_id = ANY({args(link_ids)}::bigint[])"
     if id_range is not None:
         where += f" AND r.link_id BETWEEN {args(id_range[0])} AND {args(id_range[1])}"
     if spans.whole:
         return f"SELECT r.link_id, r.clicks FROM stats_link_totals r WHERE {where}"
-    parts = []
-    for month, first, last in _month_pieces(spans.day_set):
-        upto = f"r.{DAY_COLUMNS[last - 1]}"
-        clicks = upto if first == 1 else f"{upto} - r.{DAY_COLUMNS[first - 2]}"
-        parts.append(f"""SELECT r.link_id, {clicks} AS clicks FROM stats_link_monthly r
-                         WHERE {where} AND r.month = {args(month)}::date""")
+    pieces = _month_pieces(spans.day_set)
+    parts = [_carried_months(args, domain, where, pieces)] if _carries(pieces) else [
+        _month_piece(args, where, piece) for piece in pieces]
     hourly = _Grain("stats_facts", "hour", ("r.link_id AS link_id",), ("r.clicks AS clicks",),
                     where)
     hours = []
@@ -657,11 +695,9 @@ def _link_clicks(args: _Args, domain_id: int, spans: Spans, link_ids: list[int] 
     return f"SELECT link_id, {total} AS clicks FROM {joined}"
 
 
-async def top_links(conn: Any, domain_id: int, spans: Spans, limit: int, filters: Filters,
-                    id_range: tuple[int, int] | None = None) -> list[tuple[int, str, int]]:
-    """(link id, path, clicks) of the most clicked links of a domain (of those whose id is
-    in ``id_range``, both ends included, when given)."""
-    args = _Args()
+def _ranking(args: _Args, domain_id: int, spans: Spans, limit: int, filters: Filters,
+             id_range: tuple[int, int] | None) -> str:
+    """SQL: (link_id, path, clicks) of the ``limit`` most clicked links, most first."""
     if filters.empty:  # one row per link
         inner = _link_clicks(args, domain_id, spans, None, id_range)
     else:
@@ -670,31 +706,64 @@ async def top_links(conn: Any, domain_id: int, spans: Spans, limit: int, filters
             where += f" AND f.link_id BETWEEN {args(id_range[0])} AND {args(id_range[1])}"
         inner = f"""SELECT f.link_id, sum(f.clicks)::bigint AS clicks FROM stats_facts f
                     WHERE {where} GROUP BY f.link_id"""
-    rows = await conn.fetch(
-        f"""SELECT t.link_id, coalesce(l.path, '') AS path, t.clicks
-            FROM (SELECT * FROM ({inner}) t WHERE t.clicks > 0
-                  ORDER BY t.clicks DESC, t.link_id LIMIT {args(limit)}) t
-            LEFT JOIN links l ON l.id = t.link_id
-            ORDER BY t.clicks DESC, t.link_id""",
-        *args.values)
+    return f"""SELECT t.link_id, coalesce(l.path, '') AS path, t.clicks
+               FROM (SELECT * FROM ({inner}) t WHERE t.clicks > 0
+                     ORDER BY t.clicks DESC, t.link_id LIMIT {args(limit)}) t
+               LEFT JOIN links l ON l.id = t.link_id
+               ORDER BY t.clicks DESC, t.link_id"""
+
+
+async def top_links(conn: Any, domain_id: int, spans: Spans, limit: int, filters: Filters,
+                    id_range: tuple[int, int] | None = None) -> list[tuple[int, str, int]]:
+    """(link id, path, clicks) of the most clicked links of a domain (of those whose id is
+    in ``id_range``, both ends included, when given)."""
+    args = _Args()
+    rows = await conn.fetch(_ranking(args, domain_id, spans, limit, filters, id_range),
+                            *args.values)
     return [(r["link_id"], r["path"], r["clicks"]) for r in rows]
 
 
-async def link_series(conn: Any, domain_id: int, link_ids: list[int], spans: Spans,
-                      bounds: list[datetime], filters: Filters) -> list[tuple[int, int, int]]:
-    """(link id, chart bucket, clicks) of the given links."""
-    args = _Args()
+def _series(args: _Args, domain_id: int, link_ids: str, spans: Spans, bounds: list[datetime],
+            filters: Filters) -> str:
+    """SQL: (link_id, bucket, clicks) of the links of the array ``link_ids`` (SQL) in the
+    chart buckets (:func:`_bucket`); ``spans``: the period's hours cut at the bounds."""
     if filters.empty:
-        facts = _links_of(args, domain_id, link_ids)
+        facts = _Grain("stats_facts", "hour", ("r.link_id AS link_id",),
+                       ("r.clicks AS clicks",),
+                       f"r.domain_id = {args(domain_id)} AND r.link_id = ANY({link_ids})")
         source = _rows_in(args, _hours_only(spans), facts, facts)
     else:
         where = _facts_where(args, Scope(domain_id), spans.lo, spans.hi, filters)
         source = f"""SELECT f.hour AS t, f.link_id, f.clicks FROM stats_facts f
-                     WHERE {where} AND f.link_id = ANY({args(link_ids)}::bigint[])"""
-    sql = f"""SELECT x.link_id, {_bucket(args, bounds)} AS bucket,
-                     sum(x.clicks)::bigint AS clicks
-              FROM ({source}) x GROUP BY 1, 2"""
-    return [(r["link_id"], r["bucket"], r["clicks"]) for r in await conn.fetch(sql, *args.values)]
+                     WHERE {where} AND f.link_id = ANY({link_ids})"""
+    return f"""SELECT x.link_id, {_bucket(args, bounds)} AS bucket,
+                      sum(x.clicks)::bigint AS clicks
+               FROM ({source}) x GROUP BY 1, 2"""
+
+
+async def top_links_charted(conn: Any, domain_id: int, spans: Spans, limit: int,
+                            filters: Filters, id_range: tuple[int, int] | None,
+                            cut: Spans, bounds: list[datetime]
+                            ) -> list[tuple[int, str, int, dict[int, int]]]:
+    """:func:`top_links` with each link's clicks per chart bucket ({bucket: clicks}, see
+    :func:`_bucket`), in the same statement: the chart waits for no second round trip.
+    ``cut``: the period's hours cut at the bucket ``bounds``."""
+    args = _Args()
+    ranked = _ranking(args, domain_id, spans, limit, filters, id_range)
+    # ARRAY(...) is computed once (an init plan), so the series reads the facts by their
+    # key (link, hour) as for a list of ids given.
+    series = _series(args, domain_id, "ARRAY(SELECT link_id FROM ranked)", cut, bounds,
+                     filters)
+    rows = await conn.fetch(
+        f"""WITH ranked AS MATERIALIZED ({ranked})
+            SELECT r.link_id, r.path, r.clicks, s.buckets, s.sums
+            FROM ranked r
+            LEFT JOIN (SELECT link_id, array_agg(bucket) AS buckets, array_agg(clicks) AS sums
+                       FROM ({series}) x GROUP BY link_id) s USING (link_id)
+            ORDER BY r.clicks DESC, r.link_id""",
+        *args.values)
+    return [(r["link_id"], r["path"], r["clicks"],
+             dict(zip(r["buckets"] or [], r["sums"] or [], strict=True))) for r in rows]
 
 
 def _clicked_on(args: _Args, spans: Spans) -> str:
@@ -793,6 +862,7 @@ async def last_clicks(conn: Any, domain_id: int, *, limit: int, before: datetime
 
 async def clear_domain(conn: Any, domain_id: int) -> None:
     """Deletes every statistic of a domain (call inside a transaction)."""
+    await lock_carries(conn, domain_id)
     await conn.execute(
         """DELETE FROM stats_link_visitors WHERE link_id IN
                (SELECT link_id FROM stats_link_totals WHERE domain_id = $1)""",
@@ -800,7 +870,7 @@ async def clear_domain(conn: Any, domain_id: int) -> None:
     for table in ("stats_link_monthly", "stats_link_totals",
                   "stats_domain_hourly", "stats_domain_daily", "stats_domain_dims_daily",
                   "stats_domain_dims_totals", "stats_facts", "stats_clicks",
-                  *FILTER_ROLLUPS):
+                  "stats_month_carry", *FILTER_ROLLUPS):
         await conn.execute(f"DELETE FROM {table} WHERE domain_id = $1", domain_id)
 
 
@@ -821,7 +891,14 @@ async def clear_link(conn: Any, domain_id: int, link_id: int) -> None:
     """Deletes one link's statistics and takes them out of its domain's rollups (call
     inside a transaction). The filter rollups of the days it was clicked on are deleted
     (the stats service builds them again): a marker left in place could match its day's
-    clicks again once late clicks had made up for the ones taken out."""
+    clicks again once late clicks had made up for the ones taken out. So are the month
+    carries (migration 0207) of the months after those it was clicked in."""
+    await lock_carries(conn, domain_id)
+    await conn.execute(
+        """DELETE FROM stats_month_carry WHERE domain_id = $2 AND month IN
+               (SELECT (month + interval '1 month')::date FROM stats_link_monthly
+                WHERE domain_id = $2 AND link_id = $1)""",
+        link_id, domain_id)
     for table in FILTER_ROLLUPS:
         await conn.execute(
             f"""DELETE FROM {table} WHERE domain_id = $2 AND day IN

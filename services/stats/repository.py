@@ -348,3 +348,74 @@ async def write_filter_day(conn: Any, domain_id: int, day: date, through: dateti
         """INSERT INTO stats_filter_days (domain_id, day, through, clicks)
            VALUES ($1, $2, $3, $4)""",
         domain_id, day, through, clicks)
+
+
+# Month carry (migration 0207): the previous month's cumulative day columns copied into
+# each link's row of a month by services/stats/month_carry.py.
+CARRY_COLUMNS = tuple(f"p{day:02d}" for day in range(1, 32))
+
+
+def previous_month_clicks(domain: str, month: str) -> str:
+    """SQL: the clicks the rollups hold now for the month before the month ``month``
+    (a date, the first of its month) of domain ``domain``."""
+    return f"""(SELECT coalesce(sum(d.clicks), 0) FROM stats_domain_daily d
+               WHERE d.domain_id = {domain} AND d.day < {month}
+                 AND d.day >= ({month} - interval '1 month')::date)"""
+
+
+async def stale_carry_months(conn: Any, month: date, limit: int) -> list[tuple[int, date]]:
+    """(domain, month) of up to ``limit`` months up to ``month`` whose rows should carry a
+    previous month with clicks but carry none, or miss clicks of it; newest first."""
+    rows = await conn.fetch(
+        """SELECT p.domain_id, p.month
+           FROM (SELECT domain_id, (date_trunc('month', day) + interval '1 month')::date
+                            AS month, sum(clicks) AS clicks
+                 FROM stats_domain_daily GROUP BY 1, 2) p
+           LEFT JOIN stats_month_carry m ON m.domain_id = p.domain_id AND m.month = p.month
+           WHERE p.month <= $1 AND m.clicks IS DISTINCT FROM p.clicks
+           ORDER BY p.month DESC, p.domain_id LIMIT $2""",
+        month, limit)
+    return [(r["domain_id"], r["month"]) for r in rows]
+
+
+async def lock_carries(conn: Any, domain_id: int, wait: bool = True) -> bool:
+    """Takes the domain's carry lock until the transaction ends (False: another holds it
+    and ``wait`` is false). A copy and a clear of the domain's statistics take it, so a
+    clear never runs inside a copy's snapshot and then sees its marker written after
+    the clear deleted it: a marker that outlived the clicks taken out could match the
+    previous month's clicks again once late clicks made up for them. (Two int keys,
+    the second 0: the filter rollups lock (domain, day's ordinal), never 0.)"""
+    if wait:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", domain_id)
+        return True
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, 0)", domain_id))
+
+
+_ZERO_DAYS = ", ".join("0" for _ in DAY_COLUMNS)
+_CARRIED = ", ".join(CARRY_COLUMNS)
+_SET_CARRIED = ", ".join(f"{p} = EXCLUDED.{p}" for p in CARRY_COLUMNS)
+_CARRY_SQL = f"""
+WITH previous AS (
+    SELECT link_id, {_DAYS} FROM stats_link_monthly
+    WHERE domain_id = $1 AND month = ($2::date - interval '1 month')::date
+      AND c31 > 0  -- clicked that month: not a copy's row only (no chain of empty rows)
+),
+carried AS (
+    INSERT INTO stats_link_monthly AS t (domain_id, month, link_id, {_DAYS}, {_CARRIED})
+    SELECT $1, $2::date, link_id, {_ZERO_DAYS}, {_DAYS} FROM previous ORDER BY link_id
+    ON CONFLICT (domain_id, month, link_id) DO UPDATE SET {_SET_CARRIED}
+    WHERE ({", ".join(f"t.{p}" for p in CARRY_COLUMNS)})
+          IS DISTINCT FROM ({", ".join(f"EXCLUDED.{p}" for p in CARRY_COLUMNS)})
+)
+INSERT INTO stats_month_carry AS m (domain_id, month, clicks)
+VALUES ($1, $2::date, {previous_month_clicks("$1", "$2::date")})
+ON CONFLICT (domain_id, month) DO UPDATE SET clicks = EXCLUDED.clicks, built_at = now()
+"""
+
+
+async def carry_month(conn: Any, domain_id: int, month: date) -> None:
+    """Copies the previous month's day columns of the domain's links into their rows of
+    ``month`` (rows written only where the copy changes) and marks the copy with the
+    previous month's clicks, all in one statement: one snapshot for the rows copied and
+    the clicks marked, whatever the consumer commits meanwhile."""
+    await conn.execute(_CARRY_SQL, domain_id, month)

@@ -35,6 +35,10 @@ class Settings(CommonSettings):
     filter_rollup_interval: timedelta = timedelta(minutes=1)
     filter_rollup_days: int = 50
     filter_rollup_settle: timedelta = timedelta(minutes=5)
+    # Month carry (services/stats/month_carry.py): how often stale months are looked
+    # for, and how many are copied at most before the next look.
+    month_carry_interval: timedelta = timedelta(minutes=1)
+    month_carry_months: int = 12
     # Statistics API: the longest breakdown list and chart an answer may carry.
     top_limit: int = 10
     max_chart_points: int = 5000

@@ -30,7 +30,7 @@ from services.stats.settings import Settings
 from shared import apikey_repository
 from shared.events import ClickEvent
 from tests.conftest import StackEnv, Tenant, make_tenant, serve
-from tests.stats.support import check_read_rollups, click, make_link
+from tests.stats.support import carry_months, check_read_rollups, click, make_link
 
 pytestmark = [pytest.mark.stack]
 
@@ -310,11 +310,14 @@ def _hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
 
 
+@pytest.mark.parametrize("carried", [False, True], ids=["as written", "months carried"])
 async def test_domain_answers_are_exact_in_every_zone_and_period(
-    api: Client, db: asyncpg.Pool, tenant: Tenant
+    api: Client, db: asyncpg.Pool, tenant: Tenant, carried: bool
 ) -> None:
     """Whole days come from the daily rollups, cut days from the hourly ones, periods
-    holding everything from the totals: every answer must equal the hour-by-hour sums."""
+    holding everything from the totals: every answer must equal the hour-by-hour sums,
+    whether the links' rows of each month carry the month before (migration 0207) or
+    not."""
     links = [await make_link(db, tenant, path) for path in ("one", "two", "three")]
     now = datetime.now(UTC)
     offsets = [0, 0, 1, 5, 22, 23.5, 26, 47, 49, 24 * 6 + 3, 24 * 9, 24 * 20 + 12, 24 * 31,
@@ -322,6 +325,8 @@ async def test_domain_answers_are_exact_in_every_zone_and_period(
     clicks = [(links[i % 3][0], now - timedelta(hours=h), ("FR", "US", "DE")[i % 2 + (i % 5 == 0)])
               for i, h in enumerate(offsets)]
     await write(db, [click(link, tenant.domain_id, ts=t, country=c) for link, t, c in clicks])
+    if carried:
+        assert await carry_months(db, tenant.domain_id) >= 2  # 64 days: three months
     first = min(_hour(t) for _, t, _ in clicks)
     path_of = {link: path for (link, _), path in zip(links, ("one", "two", "three"), strict=True)}
     url = f"/statistics/domain/{tenant.domain_id}"
