@@ -454,22 +454,24 @@ def id_parts(ids: tuple[int, int], parts: int) -> list[tuple[int, int]]:
 _Ranked = tuple[int, str, int, dict[int, int]]
 
 
-async def _top_links(pool: asyncpg.Pool, domain: int, reading: _Reading, limit: int,
+async def _top_links(pool: asyncpg.Pool, domain: int, spans: Spans, limit: int,
                      filters: Filters, ids: tuple[int, int] | None,
-                     chart: tuple[Spans, list[datetime]] | None = None) -> list[_Ranked]:
-    """The most clicked links; with ``chart`` (the period cut at the bucket bounds, and
-    the bounds), each with its clicks per bucket, read by each part for its own most
-    clicked (a few more links' series, at once, instead of a round trip after)."""
+                     chart: tuple[list[datetime], list[datetime], Spans] | None = None
+                     ) -> list[_Ranked]:
+    """The most clicked links; with ``chart`` (:func:`_chart`), each with its clicks per
+    bucket, read by each part for its own most clicked (a few more links' series, at
+    once, instead of a round trip after)."""
     if ids is None:  # no clicked link
         return []
 
     async def part(id_range: tuple[int, int]) -> list[_Ranked]:
         async with pool.acquire() as conn:
             if chart is not None:
-                return await queries.top_links_charted(conn, domain, reading.spans, limit,
-                                                       filters, id_range, *chart)
+                _, bounds, cut = chart
+                return await queries.top_links_charted(conn, domain, spans, limit, filters,
+                                                       id_range, cut, bounds)
             return [(*row, {}) for row in await queries.top_links(
-                conn, domain, reading.spans, limit, filters, id_range)]
+                conn, domain, spans, limit, filters, id_range)]
 
     count = RANKING_PARTS if filters.empty else 1
     parts = await asyncio.gather(*(part(r) for r in id_parts(ids, count)))
@@ -507,8 +509,8 @@ async def _top(pool: asyncpg.Pool, who: Principal, domain_id: str, query: TopQue
                                               [query.column], query.limit, filters)
             return _Top(domain.id, filters, reading, [
                 (value, clicks, {}) for value, clicks in values[query.column]], interval, chart)
-    links = await _top_links(pool, domain.id, reading, query.limit, filters,
-                             domain.link_ids, chart and (chart[2], chart[1]))
+    links = await _top_links(pool, domain.id, reading.spans, query.limit, filters,
+                             domain.link_ids, chart)
     return _Top(domain.id, filters, reading, [
         (path, clicks, series) for _, path, clicks, series in links], interval, chart)
 
