@@ -49,9 +49,10 @@ class TopicCounter:
     def total(self) -> int:
         return self._loop.run_until_complete(self._total())
 
-    def settle(self, baseline: int, expected: int, *, timeout: float = 10.0) -> int:
+    def settle(self, baseline: int, expected: int, *, timeout: float = 10.0,
+               quiet: float = 1.0) -> int:
         """Events since ``baseline`` once ``expected`` arrived or the count stopped growing
-        for a second (a late producer batch), at most ``timeout`` seconds."""
+        for ``quiet`` seconds (a late producer batch), at most ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         last, last_change = self.total(), time.monotonic()
         while last - baseline < expected and time.monotonic() < deadline:
@@ -59,7 +60,7 @@ class TopicCounter:
             now = self.total()
             if now != last:
                 last, last_change = now, time.monotonic()
-            elif time.monotonic() - last_change >= 1.0:
+            elif time.monotonic() - last_change >= quiet:
                 break
         return last - baseline
 

@@ -59,12 +59,13 @@ class Verdict:
 
     passed: bool
     margin: float  # relative: +0.12 is 12 % better than the target, -0.30 is 30 % short
+    counted: bool = False  # a count that must be 0: no margin to give
 
     def text(self) -> str:
         if math.isnan(self.margin):
             return "not measured"
         word = "PASS" if self.passed else "MISS"
-        return f"{word} ({self.margin * 100:+.0f} %)"
+        return word if self.counted else f"{word} ({self.margin * 100:+.0f} %)"
 
 
 def at_least(measured: float, target: float) -> Verdict:
@@ -79,3 +80,8 @@ def at_most(measured: float, target: float) -> Verdict:
     if math.isnan(measured):
         return Verdict(False, math.nan)
     return Verdict(measured <= target, 1 - measured / target)
+
+
+def none(count: int) -> Verdict:
+    """Verdict for things that must never happen (errors, lost events): a count of 0."""
+    return Verdict(count == 0, 0.0, counted=True)

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import machine, management, pipeline, redirect, servers, statistics
+from bench import kafka_outage, machine, management, pipeline, redirect, servers, statistics
 from bench.config import BenchConfig
 from bench.environment import MANAGEMENT_PORT, BenchEnv, open_env
 from bench.fixtures import Seed, seed
@@ -23,9 +23,10 @@ from deploy.local.stack import repo_root
 
 log = logging.getLogger("bench")
 
-SECTIONS = ("redirect", "pipeline", "management", "statistics")
+SECTIONS = ("redirect", "outage", "pipeline", "management", "statistics")
 TIME_BUDGET_S = 560.0  # make bench must finish in under 10 minutes, set-up and teardown too
 REST_AFTER_REDIRECT_S = 250.0  # no redirect round starts later than this before the end
+REST_AFTER_OUTAGE_S = 200.0  # nor a round of the Kafka outage
 
 HEADER = """# Benchmarks
 
@@ -34,9 +35,11 @@ do not edit by hand, run it again. What it does, in order:
 
 1. starts (or reuses) the local stack (`deploy/local/stack.py`), drops and re-creates the
    `linkhop_bench` database and migrates it, and starts a private Redis on port 28379
-   (so that stopping it for the Postgres-fallback figures disturbs nobody else);
+   (so that stopping it for the Postgres-fallback figures disturbs nobody else) and,
+   for the Kafka-outage figures, a private broker (stack instance `bench-kafka`, port
+   19292);
 2. starts the services as `python -m services.NAME` processes configured by environment
-   variables, on ports 28080+ (redirect), 28081 (management), 28082/28083 (stats), nginx
+   variables, on ports 28080-28086 (redirect), 28081 (management), 28082/28083 (stats), nginx
    (Debian's `nginx-light`, config from `deploy/bench/nginx.conf.template`) on 28090 and a
    bare aiohttp server (`bench/bare_aiohttp.py`) on 28091, all on 127.0.0.1;
 3. loads them from separate processes: `wrk` (Debian's package) for HTTP,
@@ -102,6 +105,9 @@ def _run_sections(env: BenchEnv, seeded: Seed, cfg: BenchConfig, only: tuple[str
         _section(report, "Redirect", lambda: redirect.render(
             redirect.run(env, seeded, cfg, deadline - REST_AFTER_REDIRECT_S), seeded, cfg,
             report))
+    if "outage" in only:
+        _section(report, "Kafka stopped and started under load", lambda: kafka_outage.render(
+            kafka_outage.run(env, seeded, cfg, deadline - REST_AFTER_OUTAGE_S), report))
     if "management" in only:
         _section(report, "Management API", lambda: management.render(
             management.run(mgmt_url, seeded, cfg), seeded, cfg, report))

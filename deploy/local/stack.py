@@ -51,7 +51,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from deploy.local.processes import pid_alive
@@ -1290,6 +1290,31 @@ def stop_kafka(paths: StackPaths, hard: bool = False) -> None:
             paths.kafka_pid.unlink()
 
 
+KafkaAction = Literal["start", "stop", "kill"]
+
+
+def kafka_command(paths: StackPaths, action: KafkaAction,
+                  cpus: Sequence[int] | None = None) -> list[str]:
+    """The command line that starts, stops (SIGTERM) or kills (SIGKILL) ``paths``' broker
+    from a process of its own, under ``taskset`` on ``cpus`` when given; run it with the
+    repository root as the working directory.
+
+    For callers that measure latencies while the broker comes and goes (the fault tests,
+    the benchmark): :func:`start_kafka` polls the starting broker with an admin client,
+    which in the caller's process would compete for the GIL and the core with what it
+    measures; and a broker launched by a process on ``cpus`` runs there from its first
+    instruction (a child inherits its parent's affinity)."""
+    cmd = [sys.executable, "-m", "deploy.local.stack", f"kafka-{action}",
+           "--root", str(paths.root)]
+    if paths.instance:
+        cmd += ["--instance", paths.instance]
+    if paths.port_offset is not None:
+        cmd += ["--port-offset", str(paths.port_offset)]
+    if cpus:
+        cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
+    return cmd
+
+
 # --------------------------------------------------------------------------------------
 # The whole stack.
 
@@ -1363,17 +1388,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m deploy.local.stack",
         description="Run linkhop's local PostgreSQL, Redis and Kafka (under var/).",
     )
-    parser.add_argument("command", choices=("install", "start", "stop", "status"))
+    parser.add_argument("command", choices=("install", "start", "stop", "status",
+                                            "kafka-start", "kafka-stop", "kafka-kill"))
     parser.add_argument("--root", type=Path, default=None, help="repository root")
     parser.add_argument(
         "--instance",
         default="",
         help="a second, independent stack (var/stack-NAME, ports +100), e.g. 'faults'",
     )
+    parser.add_argument("--port-offset", type=int, default=None,
+                        help="ports of a named instance: the default ones plus this")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        paths = StackPaths(args.root.resolve() if args.root else repo_root(), args.instance)
+        paths = StackPaths(args.root.resolve() if args.root else repo_root(), args.instance,
+                           args.port_offset)
     except StackError as exc:
         log.error("%s", exc)
         return 2
@@ -1389,6 +1418,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("stack ready in %.1f s", time.monotonic() - started)
         elif args.command == "stop":
             stop(paths)
+        elif args.command == "kafka-start":
+            print(f"LINKHOP_KAFKA_BOOTSTRAP={start_kafka(paths)}")
+        elif args.command in ("kafka-stop", "kafka-kill"):
+            stop_kafka(paths, hard=args.command == "kafka-kill")
         else:
             state = status(paths)
             print(json.dumps(state, indent=2))

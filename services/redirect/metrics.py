@@ -18,14 +18,19 @@ class Counters:
         self.responses[outcome] = self.responses.get(outcome, 0) + 1
 
 
+def sample_line(name: str, labels: str, value: int) -> str:
+    """One sample; every sample here is a count, written whole (a float format such as
+    ``:g`` keeps 6 digits: a counter past a million would seem to stand still)."""
+    return f"{name}{labels} {int(value)}"
+
+
 def render(counters: Counters, resolver: Resolver, emitter: ClickEmitter) -> str:
     lines: list[str] = []
 
-    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
+    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, int]]) -> None:
         lines.append(f"# HELP {name} {help_}")
         lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(f"{name}{labels} {value:g}")
+        lines.extend(sample_line(name, labels, value) for labels, value in samples)
 
     metric("linkhop_redirect_responses_total", "counter", "Answers by outcome.",
            [(f'{{outcome="{k}"}}', v) for k, v in sorted(counters.responses.items())])

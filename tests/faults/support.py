@@ -14,14 +14,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import aiohttp
 import asyncpg
@@ -282,23 +280,14 @@ class Service:
         return "\n".join(text.splitlines()[-lines:])
 
 
-async def kafka(fault_stack: FaultStack, action: Literal["start", "stop", "kill"],
+async def kafka(fault_stack: FaultStack, action: stack.KafkaAction,
                 cpus: frozenset[int] | None = None) -> None:
     """Starts, stops (SIGTERM) or kills (SIGKILL) the faults instance's broker, in a
-    process of its own (on ``cpus``, if given): ``stack.start_kafka`` polls the starting
-    broker with an admin client, and in a thread of the test process it would compete
-    for the GIL with the load generator, whose latencies the tests measure."""
-    call = {"start": "start_kafka(paths)", "stop": "stop_kafka(paths)",
-            "kill": "stop_kafka(paths, True)"}[action]
-    script = ("from deploy.local import stack\n"
-              f"paths = stack.StackPaths(stack.repo_root(), instance={FAULTS_INSTANCE!r})\n"
-              f"stack.{call}\n")
-    # On ``cpus`` from its first instruction (taskset execs it there), and so is the
-    # broker it launches: a child inherits its parent's affinity.
-    on_cpus = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus is not None else []
+    process of its own, on ``cpus`` if given (:func:`stack.kafka_command` says why)."""
     process = await asyncio.create_subprocess_exec(
-        *on_cpus, sys.executable, "-c", script, cwd=stack.repo_root(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        *stack.kafka_command(fault_stack.paths, action, sorted(cpus) if cpus else None),
+        cwd=stack.repo_root(), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
     output, _ = await process.communicate()
     assert process.returncode == 0, f"kafka {action} failed:\n{output.decode(errors='replace')}"
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from services.redirect.breaker import Breaker
 from services.redirect.cache import RecordCache
 from services.redirect.geo import ProxyTrust, region_code
+from services.redirect.metrics import sample_line
 from services.redirect.resolve import TokenBucket, hostname_of, path_of, query_of
 from services.redirect.rules import Outcome, Visit, decide
 from services.redirect.unlock import AttemptLimiter, make_token, token_valid
@@ -241,3 +242,11 @@ def test_edge_headers_trusted_only_from_proxies(edge: str, headers: dict[str, st
     # From an untrusted peer the headers are ignored: the bundled RIR data answers.
     assert geo.locate("8.8.8.8", "8.8.8.8", headers) == Place("US", None)
     assert geo.locate("1.0.16.1", "1.0.16.1", headers) == Place("JP", None)
+
+
+@given(st.integers(min_value=0, max_value=2**63))
+def test_metric_samples_are_whole_counts(count: int) -> None:
+    # A float format kept 6 digits: past a million, a counter seemed to stand still.
+    line = sample_line("linkhop_click_events_sent_total", "", count)
+    assert line == f"linkhop_click_events_sent_total {count}"
+    assert int(line.rsplit(" ", 1)[1]) == count
