@@ -50,6 +50,7 @@ DOWN_S = 2.0  # from the broker's exit to the start command
 # The outage load lasts long enough for the broker's restart (a JVM: 5 to 10 s here),
 # the worker's reconnect (``kafka_retry_interval``, 2 s) and most of the replay.
 OUTAGE_LOAD_S = 20
+NORMAL_LOAD_S = 10
 BROKER_TIMEOUT_S = 120.0
 # After the outage load: how long the spool may take to reach the topic.
 DELIVERY_TIMEOUT_S = 60.0
@@ -125,8 +126,8 @@ class _Outage(threading.Thread):
             self.error = exc
 
 
-def _round(env: BenchEnv, paths: stack.StackPaths, seed: Seed, cfg: BenchConfig,
-           plan: servers.CpuPlan, topic: str) -> OutageRound:
+def _round(paths: stack.StackPaths, seed: Seed, plan: servers.CpuPlan, topic: str
+           ) -> OutageRound:
     def load(seconds: float) -> WrkResult:
         cmd = wrk_command(f"http://127.0.0.1:{PORT}/{seed.hot_path}", connections=64,
                           seconds=seconds, host=seed.hostname, cores=plan.load)
@@ -134,7 +135,7 @@ def _round(env: BenchEnv, paths: stack.StackPaths, seed: Seed, cfg: BenchConfig,
 
     with _counting(paths, topic) as counter:
         baseline = counter.total()
-    normal = load(max(cfg.seconds, OUTAGE_LOAD_S // 2))
+    normal = load(NORMAL_LOAD_S)
     before = _counters(PORT)
     outage = _Outage(paths, plan.load)
     outage.start()
@@ -190,7 +191,7 @@ def run(env: BenchEnv, seed: Seed, cfg: BenchConfig, deadline: float) -> OutageR
                     results.errors.append("stopped early: the time budget ran out")
                     break
                 try:
-                    results.rounds.append(_round(env, paths, seed, cfg, plan, topic))
+                    results.rounds.append(_round(paths, seed, plan, topic))
                 except (WrkOutputError, RuntimeError, OSError) as exc:
                     results.errors.append(f"{type(exc).__name__}: {exc}")
                     _broker(paths, "start", plan.load)  # the next round needs it
@@ -215,7 +216,7 @@ def render(results: OutageResults, report: Report) -> None:
         ])
     notes = [
         f"1 worker, 64 connections, the hot link; {results.plan}. Per round: a normal load "
-        f"of {OUTAGE_LOAD_S // 2} s, then a load of {OUTAGE_LOAD_S} s during which the "
+        f"of {NORMAL_LOAD_S} s, then a load of {OUTAGE_LOAD_S} s during which the "
         f"broker (a private instance, `{INSTANCE}`, on wrk's core) gets SIGTERM at "
         f"{STOP_AT_S:.0f} s, and {DOWN_S:.0f} s after its exit is started again.",
         "`stop / restart s`: the SIGTERM until the broker exited; the start command until "
