@@ -83,6 +83,17 @@ def test_repo_root_holds_pyproject() -> None:
     assert (stack.repo_root() / "pyproject.toml").is_file()
 
 
+def test_kafka_command_names_the_instance_and_its_cores() -> None:
+    root = stack.repo_root()
+    plain = stack.kafka_command(stack.StackPaths(root), "start")
+    assert plain[1:] == ["-m", "deploy.local.stack", "kafka-start", "--root", str(root)]
+    pinned = stack.kafka_command(stack.StackPaths(root, "bench-kafka", port_offset=200),
+                                 "kill", [1, 0])
+    assert pinned[:3] == ["taskset", "-c", "0,1"]
+    assert pinned[4:] == ["-m", "deploy.local.stack", "kafka-kill", "--root", str(root),
+                          "--instance", "bench-kafka", "--port-offset", "200"]
+
+
 def test_external_urls_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _ENV_PORTS:
         monkeypatch.delenv(name, raising=False)

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.numbers import at_least, at_most, median, median_ratio, paired_ratios, percentile
+from bench.numbers import (
+    at_least,
+    at_most,
+    median,
+    median_ratio,
+    none,
+    paired_ratios,
+    percentile,
+)
 from bench.profile import summarise_collapsed
 from bench.servers import cpu_plan, render_nginx_conf
 from bench.wrk import WrkOutputError, cycling_paths_script, parse_wrk, wrk_command
@@ -127,6 +135,8 @@ def test_verdicts() -> None:
     assert at_most(8.0, 10.0).text() == "PASS (+20 %)"
     assert at_most(15.0, 10.0).text() == "MISS (-50 %)"
     assert at_least(math.nan, 1.0).text() == "not measured"
+    assert none(0).passed and none(0).text() == "PASS"
+    assert not none(3).passed and none(3).text() == "MISS"
 
 
 def test_cpu_plan() -> None:
