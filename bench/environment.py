@@ -71,7 +71,7 @@ class BenchEnv:
         """A topic of this run (created now, deleted at the end)."""
         topic = f"bench-{name}-{self.stamp}"
         asyncio.run(ensure_topics(self.kafka_bootstrap, [topic]))
-        self.on_close(f"delete topic {topic}", lambda: asyncio.run(_delete_topic(
+        self.on_close(f"delete topic {topic}", lambda: asyncio.run(delete_topic(
             self.kafka_bootstrap, topic)))
         return topic
 
@@ -99,7 +99,7 @@ class BenchEnv:
         self._cleanups.clear()
 
 
-async def _delete_topic(bootstrap: str, topic: str) -> None:
+async def delete_topic(bootstrap: str, topic: str) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)

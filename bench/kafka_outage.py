@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from bench import servers
 from bench.config import BenchConfig
-from bench.environment import REDIRECT_PORT, BenchEnv
+from bench.environment import REDIRECT_PORT, BenchEnv, delete_topic
 from bench.fixtures import Seed
 from bench.kafka_count import TopicCounter
 from bench.numbers import at_most, median, none, ratio
@@ -126,21 +126,22 @@ class _Outage(threading.Thread):
             self.error = exc
 
 
+def _hot_load(seed: Seed, plan: servers.CpuPlan, seconds: float) -> WrkResult:
+    cmd = wrk_command(f"http://127.0.0.1:{PORT}/{seed.hot_path}", connections=64,
+                      seconds=seconds, host=seed.hostname, cores=plan.load)
+    return run_wrk(cmd, timeout=seconds + 30)
+
+
 def _round(paths: stack.StackPaths, seed: Seed, plan: servers.CpuPlan, topic: str
            ) -> OutageRound:
-    def load(seconds: float) -> WrkResult:
-        cmd = wrk_command(f"http://127.0.0.1:{PORT}/{seed.hot_path}", connections=64,
-                          seconds=seconds, host=seed.hostname, cores=plan.load)
-        return run_wrk(cmd, timeout=seconds + 30)
-
     with _counting(paths, topic) as counter:
         baseline = counter.total()
-    normal = load(NORMAL_LOAD_S)
+    normal = _hot_load(seed, plan, NORMAL_LOAD_S)
     before = _counters(PORT)
     outage = _Outage(paths, plan.load)
     outage.start()
     try:
-        result = load(OUTAGE_LOAD_S)
+        result = _hot_load(seed, plan, OUTAGE_LOAD_S)
     finally:
         outage.join(BROKER_TIMEOUT_S * 2)
     if outage.error is not None:
@@ -183,9 +184,7 @@ def run(env: BenchEnv, seed: Seed, cfg: BenchConfig, deadline: float) -> OutageR
         try:
             processes.wait_healthy(f"http://127.0.0.1:{PORT}", process=worker.process)
             with contextlib.suppress(WrkOutputError):  # warm-up, not counted
-                run_wrk(wrk_command(f"http://127.0.0.1:{PORT}/{seed.hot_path}",
-                                    connections=64, seconds=1, host=seed.hostname,
-                                    cores=plan.load), timeout=30)
+                _hot_load(seed, plan, 1)
             for _ in range(cfg.runs):
                 if time.monotonic() > deadline:
                     results.errors.append("stopped early: the time budget ran out")
@@ -197,6 +196,9 @@ def run(env: BenchEnv, seed: Seed, cfg: BenchConfig, deadline: float) -> OutageR
                     _broker(paths, "start", plan.load)  # the next round needs it
         finally:
             worker.stop()
+            # This run's events are counted: the broker's data stays small across runs.
+            with contextlib.suppress(Exception):  # a broker left down by a failed round
+                asyncio.run(delete_topic(paths.kafka_bootstrap, topic))
     finally:
         _broker(paths, "stop", plan.load)
     return results
