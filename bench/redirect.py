@@ -3,6 +3,12 @@ handler (the framework's ceiling), one worker and then two, at 64 and 256 connec
 
 One round = one load of every scenario, back to back; every ratio is taken inside one
 round, and each figure is the median over the rounds.
+
+With one worker at 64 connections, the rounds also load two "quiet" servers (the same
+service with its click events dropped at the queue: bench/quiet_redirect.py), each right
+after the scenario it mirrors, and read every loaded process's CPU time: the budget
+table says how much CPU per request linkhop adds to bare aiohttp, how much of it is the
+production of the click events, and how much the two ratio targets leave.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +38,10 @@ from deploy.local import processes, stack
 log = logging.getLogger("bench")
 
 NO_CACHE_PORT = REDIRECT_PORT + 4
+# The CPU budget's servers (bench/quiet_redirect.py): the hot and the no-cache redirect
+# with their click events dropped at the queue.
+QUIET_PORT = REDIRECT_PORT + 7
+QUIET_NO_CACHE_PORT = REDIRECT_PORT + 8
 # The redirect's settings (by field name) for the "every request a different slug"
 # processes: an in-process cache of one entry (the domain's record stays cached, no
 # link does), and the Postgres-fallback rate limit lifted so that, with Redis stopped,
@@ -46,6 +57,16 @@ SCENARIOS = {
     "pg": "linkhop, Redis stopped (Postgres fallback)",
 }
 LINKHOP = ("hot", "distinct", "pg")
+# Measured only with one worker at 64 connections, each right after the scenario it
+# mirrors: where the worker's CPU per request goes (render's budget table).
+QUIET = {
+    "hot_quiet": "the hot link, click events dropped at the queue",
+    "distinct_quiet": "a different slug each request, click events dropped at the queue",
+}
+BUDGET_CONNECTIONS = 64
+BUDGET_ROWS = {"bare": SCENARIOS["bare"], "hot": SCENARIOS["hot"],
+               "hot_quiet": QUIET["hot_quiet"], "distinct": SCENARIOS["distinct"],
+               "distinct_quiet": QUIET["distinct_quiet"]}
 
 
 def no_cache_env() -> dict[str, str]:
@@ -66,6 +87,9 @@ class Cell:
     events: dict[str, list[int]] = field(default_factory=dict)
     redis_cmds: dict[str, list[float]] = field(default_factory=dict)
     redis_keys: dict[str, list[float]] = field(default_factory=dict)
+    # The loaded process's CPU time (user + system, all its threads) per request, in us:
+    # one-worker blocks only, where one process serves the whole load.
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def rps(self, scenario: str) -> list[float]:
@@ -78,6 +102,12 @@ class RedirectResults:
     plans: dict[int, str] = field(default_factory=dict)
     cache_note: str = ""
     profiles: dict[str, str] = field(default_factory=dict)  # scenario -> raw py-spy file
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, all its threads (``/proc/PID/stat``)."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _redis_counts(port: int) -> tuple[int, int] | None:
@@ -100,16 +130,54 @@ class _Block:
         self.started: list[servers.Spawned] = []
         self.pin_backends()
         self.started.append(servers.start_nginx(env.var, NGINX_PORT, workers, plan.server_cores))
-        self.started += servers.start_bare(env.var, BARE_PORT, plan)
+        self.bare = servers.start_bare(env.var, BARE_PORT, plan)
+        self.started += self.bare
         self.cached = self._start_redirect("redirect", REDIRECT_PORT, topic, {})
         self.distinct_port = REDIRECT_PORT
+        self.nocache: list[servers.Spawned] = []
         extra = no_cache_env()
         if extra:
             try:
-                self._start_redirect("redirect-nocache", NO_CACHE_PORT, topic, extra)
+                self.nocache = self._start_redirect("redirect-nocache", NO_CACHE_PORT, topic,
+                                                    extra)
                 self.distinct_port = NO_CACHE_PORT
             except (RuntimeError, TimeoutError) as exc:
                 log.warning("redirect without in-process cache did not start: %s", exc)
+        # One process per scenario, for the CPU figures: one-worker blocks only.
+        self.pids: dict[str, int] = {}
+        if workers == 1:
+            self.pids = {"bare": self.bare[0].pid, "hot": self.cached[0].pid,
+                         "distinct": (self.nocache or self.cached)[0].pid}
+            self._start_quiet(topic, extra)
+
+    def _start_quiet(self, topic: str, no_cache: dict[str, str]) -> None:
+        """The budget's servers: the hot and the no-cache redirect, events dropped."""
+        for scenario, port, extra in (("hot_quiet", QUIET_PORT, {}),
+                                      ("distinct_quiet", QUIET_NO_CACHE_PORT, no_cache)):
+            env = self.env.service_env(
+                LINKHOP_REDIRECT_PORT=str(port), LINKHOP_CLICKS_TOPIC=topic,
+                LINKHOP_REDIRECT_SECRET=f"bench-{self.env.stamp}",
+                LINKHOP_REDIRECT_SPOOL_DIR=str(self.env.var / "spool" / scenario), **extra)
+            server = servers.spawn(self.env.var, f"bench-redirect-{scenario}",
+                                   [sys.executable, "-m", "bench.quiet_redirect"],
+                                   cores=self.plan.workers[0], env=env)
+            self.started.append(server)
+            try:
+                processes.wait_healthy(f"http://127.0.0.1:{port}", process=server.process)
+            except (RuntimeError, TimeoutError) as exc:
+                log.warning("%s did not start: %s", scenario, exc)
+                continue
+            self.pids[scenario] = server.pid
+
+    def scenarios(self, connections: int) -> list[str]:
+        """The loads of one round, in order; each quiet one right after its model."""
+        order: list[str] = []
+        for scenario in SCENARIOS:
+            order.append(scenario)
+            quiet = f"{scenario}_quiet"
+            if connections == BUDGET_CONNECTIONS and quiet in self.pids:
+                order.append(quiet)
+        return order
 
     def _start_redirect(self, label: str, port: int, topic: str,
                         extra: dict[str, str]) -> list[servers.Spawned]:
@@ -148,6 +216,11 @@ class _Block:
             url, host_header, script = f"http://127.0.0.1:{BARE_PORT}/x", None, None
         elif scenario == "hot":
             url, host_header, script = f"http://127.0.0.1:{REDIRECT_PORT}/hot", host, None
+        elif scenario == "hot_quiet":
+            url, host_header, script = f"http://127.0.0.1:{QUIET_PORT}/hot", host, None
+        elif scenario == "distinct_quiet":
+            url, host_header, script = (f"http://127.0.0.1:{QUIET_NO_CACHE_PORT}/", host,
+                                        self.script)
         else:
             url, host_header, script = (f"http://127.0.0.1:{self.distinct_port}/", host,
                                         self.script)
@@ -171,13 +244,18 @@ def _wait_redirect_healthy(port: int, timeout: float = 20.0) -> None:
 
 def _round(block: _Block, cell: Cell, counter: TopicCounter, connections: int,
            seconds: float, env: BenchEnv) -> None:
-    for scenario in SCENARIOS:
+    for scenario in block.scenarios(connections):
         redis_before = _redis_counts(env.redis_port)
         if scenario == "pg":
             env.stop_redis()
         baseline = counter.total() if scenario in LINKHOP else 0
+        pid = block.pids.get(scenario)
+        cpu_before = cpu_seconds(pid) if pid is not None else 0.0
         try:
             result = block.load(scenario, connections, seconds)
+            if pid is not None:
+                cell.cpu_us.setdefault(scenario, []).append(
+                    1e6 * (cpu_seconds(pid) - cpu_before) / max(result.requests, 1))
         except WrkOutputError as exc:
             cell.errors.append(f"{scenario}: {exc}")
             result = None
@@ -325,8 +403,45 @@ def render(results: RedirectResults, seed: Seed, cfg: BenchConfig, report: Repor
     body = table(["workers", "conns", "scenario", "req/s", "p50 ms", "p99 ms", "vs nginx",
                   "vs bare aiohttp", "events / answered", "errors"], rows)
     body += "\n\n" + "\n".join(f"- {n}" for n in notes + redis_notes)
+    budget = results.cells.get((1, BUDGET_CONNECTIONS))
+    if budget is not None and budget.cpu_us:
+        body += "\n\n" + _budget(budget)
     report.section("Redirect", body)
     _targets(results, report)
+
+
+def _budget(cell: Cell) -> str:
+    """Where one worker's CPU per request goes, against what the two ratio targets leave
+    (a ratio of requests per second is, on a saturated core, the inverse ratio of CPU
+    time per request)."""
+    cpu = {s: median(v) for s, v in cell.cpu_us.items() if v}
+    rows = []
+    for scenario, label in BUDGET_ROWS.items():
+        if scenario not in cpu:
+            continue
+        rows.append([label, fmt(median(cell.rps(scenario))), fmt(cpu[scenario], 1),
+                     pct(_ratio_text(cell, scenario, "bare")) if scenario != "bare" else ""])
+    text = ("### Where the worker's CPU goes (1 worker, 64 conns)\n\n"
+            + table(["scenario", "req/s", "CPU us per request", "vs bare aiohttp"], rows))
+    lines = ["CPU: the loaded process's user + system time (`/proc/PID/stat`, all its "
+             "threads: the Kafka client, the spool's writer threads) over the requests wrk "
+             "counted, median of the rounds. The quiet servers (`python -m "
+             "bench.quiet_redirect`) are the same service with every click event dropped at "
+             "the queue, each loaded right after the scenario it mirrors."]
+    bare = cpu.get("bare")
+    if bare:
+        lines.append(
+            f"What the targets leave: >= 90 % of bare aiohttp is at most {bare / 0.90:.1f} us "
+            f"per request, {bare / 0.90 - bare:.1f} us more than bare aiohttp's {bare:.1f} "
+            f"us; >= 60 % is at most {bare / 0.60:.1f} us.")
+    for scenario in ("hot", "distinct"):
+        quiet = f"{scenario}_quiet"
+        if scenario in cpu and quiet in cpu and bare:
+            lines.append(
+                f"{scenario}: {cpu[scenario] - bare:.1f} us per request more than bare "
+                f"aiohttp, of which producing the click event to Kafka (encoding, batching, "
+                f"the Kafka client, acknowledgements) {cpu[scenario] - cpu[quiet]:.1f} us.")
+    return text + "\n\n" + "\n".join(f"- {line}" for line in lines)
 
 
 def _targets(results: RedirectResults, report: Report) -> None:

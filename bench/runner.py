@@ -40,8 +40,10 @@ do not edit by hand, run it again. What it does, in order:
    19292);
 2. starts the services as `python -m services.NAME` processes configured by environment
    variables, on ports 28080-28086 (redirect), 28081 (management), 28082/28083 (stats), nginx
-   (Debian's `nginx-light`, config from `deploy/bench/nginx.conf.template`) on 28090 and a
-   bare aiohttp server (`bench/bare_aiohttp.py`) on 28091, all on 127.0.0.1;
+   (Debian's `nginx-light`, config from `deploy/bench/nginx.conf.template`) on 28090, a
+   bare aiohttp server (`bench/bare_aiohttp.py`) on 28091, and for the CPU budget the
+   redirect with its click events dropped (`bench/quiet_redirect.py`) on 28087/28088, all
+   on 127.0.0.1;
 3. loads them from separate processes: `wrk` (Debian's package) for HTTP,
    `python -m bench.producer` for Kafka; every load is bounded in time or count;
 4. writes this file and stops everything it started (the shared stack keeps running if

@@ -1,5 +1,5 @@
 """The benchmark's pure helpers: wrk's output, medians, ratios, verdicts, CPU plans,
-py-spy summaries (no load is run here)."""
+py-spy summaries, the redirect's CPU budget (no load is run here)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from bench.numbers import (
 )
 from bench.profile import summarise_collapsed
 from bench.servers import cpu_plan, render_nginx_conf
-from bench.wrk import WrkOutputError, cycling_paths_script, parse_wrk, wrk_command
+from bench.wrk import WrkOutputError, WrkResult, cycling_paths_script, parse_wrk, wrk_command
 
 WRK_OK = """Running 1s test @ http://127.0.0.1:28099/x
   1 threads and 8 connections
@@ -170,3 +170,38 @@ def test_summarise_collapsed_stacks() -> None:
     assert [s.frame for s in inclusive][:2] == ["handler (c.py)", "lookup (d.py)"]
     assert inclusive[0].percent == pytest.approx(90.0)
     assert summarise_collapsed("") == ([], [])
+
+
+def _load(rps: float) -> WrkResult:
+    return WrkResult(requests=int(rps * 3), seconds=3.0, rps=rps, p50_ms=1.0, p99_ms=2.0,
+                     non_3xx=0, socket_errors=0)
+
+
+def test_cpu_budget_splits_the_gap_to_bare_aiohttp() -> None:
+    from bench.redirect import Cell, _budget
+
+    cell = Cell()
+    figures = {"bare": (30_000, 30.0), "hot": (25_000, 36.0), "hot_quiet": (27_000, 33.0),
+               "distinct": (15_000, 60.0), "distinct_quiet": (18_000, 50.0)}
+    for scenario, (rps, cpu) in figures.items():
+        cell.loads[scenario] = [_load(rps)]
+        cell.cpu_us[scenario] = [cpu]
+    text = _budget(cell)
+    assert "at most 33.3 us per request, 3.3 us more than bare aiohttp's 30.0 us" in text
+    assert "at most 50.0 us" in text
+    assert "hot: 6.0 us per request more than bare aiohttp, of which producing" in text
+    assert "acknowledgements) 3.0 us" in text and "acknowledgements) 10.0 us" in text
+    assert "| 83 % |" in text  # hot: 25,000 / 30,000 req/s
+
+
+def test_cpu_seconds_reads_this_process() -> None:
+    import os
+    import time
+
+    from bench.redirect import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # bounded: burns 50 ms of CPU
+        pass
+    assert cpu_seconds(os.getpid()) >= before
