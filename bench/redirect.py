@@ -59,14 +59,14 @@ SCENARIOS = {
 LINKHOP = ("hot", "distinct", "pg")
 # Measured only with one worker at 64 connections, each right after the scenario it
 # mirrors: where the worker's CPU per request goes (render's budget table).
-QUIET = {
+BUDGET_CONNECTIONS = 64
+BUDGET_ROWS = {
+    "bare": SCENARIOS["bare"],
+    "hot": SCENARIOS["hot"],
     "hot_quiet": "the hot link, click events dropped at the queue",
+    "distinct": SCENARIOS["distinct"],
     "distinct_quiet": "a different slug each request, click events dropped at the queue",
 }
-BUDGET_CONNECTIONS = 64
-BUDGET_ROWS = {"bare": SCENARIOS["bare"], "hot": SCENARIOS["hot"],
-               "hot_quiet": QUIET["hot_quiet"], "distinct": SCENARIOS["distinct"],
-               "distinct_quiet": QUIET["distinct_quiet"]}
 
 
 def no_cache_env() -> dict[str, str]:
@@ -105,9 +105,8 @@ class RedirectResults:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, all its threads (``/proc/PID/stat``)."""
-    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process so far, all its threads."""
+    return processes.cpu_seconds(Path("/proc") / str(pid) / "stat")
 
 
 def _redis_counts(port: int) -> tuple[int, int] | None:
@@ -150,17 +149,22 @@ class _Block:
                          "distinct": (self.nocache or self.cached)[0].pid}
             self._start_quiet(topic, extra)
 
+    def _redirect_env(self, port: int, topic: str, spool: str, extra: dict[str, str]
+                      ) -> dict[str, str]:
+        """The environment of one redirect process (the service or a quiet copy)."""
+        return self.env.service_env(
+            LINKHOP_REDIRECT_PORT=str(port), LINKHOP_CLICKS_TOPIC=topic,
+            LINKHOP_REDIRECT_SECRET=f"bench-{self.env.stamp}",
+            LINKHOP_REDIRECT_SPOOL_DIR=str(self.env.var / "spool" / spool), **extra)
+
     def _start_quiet(self, topic: str, no_cache: dict[str, str]) -> None:
         """The budget's servers: the hot and the no-cache redirect, events dropped."""
         for scenario, port, extra in (("hot_quiet", QUIET_PORT, {}),
                                       ("distinct_quiet", QUIET_NO_CACHE_PORT, no_cache)):
-            env = self.env.service_env(
-                LINKHOP_REDIRECT_PORT=str(port), LINKHOP_CLICKS_TOPIC=topic,
-                LINKHOP_REDIRECT_SECRET=f"bench-{self.env.stamp}",
-                LINKHOP_REDIRECT_SPOOL_DIR=str(self.env.var / "spool" / scenario), **extra)
             server = servers.spawn(self.env.var, f"bench-redirect-{scenario}",
                                    [sys.executable, "-m", "bench.quiet_redirect"],
-                                   cores=self.plan.workers[0], env=env)
+                                   cores=self.plan.workers[0],
+                                   env=self._redirect_env(port, topic, scenario, extra))
             self.started.append(server)
             try:
                 processes.wait_healthy(f"http://127.0.0.1:{port}", process=server.process)
@@ -181,13 +185,9 @@ class _Block:
 
     def _start_redirect(self, label: str, port: int, topic: str,
                         extra: dict[str, str]) -> list[servers.Spawned]:
-        env = self.env.service_env(LINKHOP_REDIRECT_PORT=str(port), LINKHOP_CLICKS_TOPIC=topic,
-                                   LINKHOP_REDIRECT_SECRET=f"bench-{self.env.stamp}", **extra)
         started = [
-            servers.start_linkhop(
-                self.env.var, "redirect", f"bench-{label}-{i}",
-                {**env, "LINKHOP_REDIRECT_SPOOL_DIR": str(self.env.var / "spool" / f"{label}-{i}")},
-                cores)
+            servers.start_linkhop(self.env.var, "redirect", f"bench-{label}-{i}",
+                                  self._redirect_env(port, topic, f"{label}-{i}", extra), cores)
             for i, cores in enumerate(self.plan.workers)
         ]
         self.started += started

@@ -34,6 +34,14 @@ def _pid_file(var: Path, name: str) -> Path:
     return var / "run" / f"{name}.pid"
 
 
+def cpu_seconds(stat_file: Path) -> float:
+    """User + system CPU time of a process or thread so far: its ``/proc/.../stat``
+    (``/proc/PID/stat`` counts every thread of the process)."""
+    text = stat_file.read_text()
+    fields = text[text.rfind(")") + 2:].split()  # after the command name, which may hold ")"
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pid_alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie (PID 1 may never reap an orphan, so a
     stopped server can linger as one)."""

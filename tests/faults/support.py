@@ -169,13 +169,6 @@ def _busy_seconds(cpus: frozenset[int]) -> float:
     return ticks / _CLOCK_TICKS
 
 
-def _cpu_seconds(stat_file: Path) -> float:
-    """User + system CPU time of a process or thread (its ``/proc/.../stat``)."""
-    text = stat_file.read_text()
-    fields = text[text.rfind(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
 @dataclass(frozen=True)
 class CpuSnapshot:
     """CPU time used on some cores: by anything, and by the processes or threads that
@@ -188,7 +181,7 @@ class CpuSnapshot:
     @classmethod
     def take(cls, cpus: frozenset[int], own: Sequence[Path]) -> CpuSnapshot:
         return cls(time.monotonic(), _busy_seconds(cpus),
-                   sum(_cpu_seconds(stat_file) for stat_file in own))
+                   sum(processes.cpu_seconds(stat_file) for stat_file in own))
 
     def foreign_share(self, later: CpuSnapshot, cpus: frozenset[int]) -> float:
         """The share of the cores' capacity used by anything else, from here to ``later``."""
